@@ -1,0 +1,194 @@
+"""The runner protocol and the base class every backend derives from.
+
+A runner is built or loaded (by its factory), activated, asked for its input specs, fed named
+numpy arrays and closed. The base class does what every runner needs, so subclasses only load
+and run: it checks the feed against the declared inputs, casts token ids to the dtype the
+runtime declares (and remembers that it did, for the contract check), verifies and copies the
+outputs, widens low-precision floats before anyone subtracts them, and times the call.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError, problem
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One declared input or output: name, numpy dtype name and shape (None = dynamic dim)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    def is_static(self, axis: int) -> bool:
+        return len(self.shape) > axis and isinstance(self.shape[axis], int)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend is and what it cost to build; goes into the table and the report."""
+
+    name: str
+    kind: str
+    precision: str
+    runtime: str
+    size_bytes: int | None = None
+    build_seconds: float | None = None
+    cache_hit: bool = False
+    artifact: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedCast:
+    """A feed array cast to the dtype the backend declares (int64 ids into an int32 engine)."""
+
+    input: str
+    given: str
+    declared: str
+
+
+class Runner(ABC):
+    """Base of every backend. Subclasses implement the ``_*_impl`` hooks only."""
+
+    kind: str = "abstract"
+
+    def __init__(self, name: str, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise BackendError(
+                problem(f"backend {name!r} precision", precision, f"one of {PRECISIONS}",
+                        "fix the backend's declaration")
+            )
+        self.name = name
+        self.precision = precision
+        self.casts: dict[str, FeedCast] = {}
+        self.dropped_inputs: set[str] = set()
+        self.infer_seconds = 0.0
+        self.infer_calls = 0
+        self._specs: dict[str, TensorSpec] | None = None
+        self._active = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def activate(self) -> Runner:
+        if not self._active:
+            self._activate_impl()
+            self._active = True
+        return self
+
+    def close(self) -> None:
+        if self._active:
+            self._close_impl()
+            self._active = False
+
+    def __enter__(self) -> Runner:
+        return self.activate()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata --------------------------------------------------------------------------
+    def input_specs(self) -> Mapping[str, TensorSpec]:
+        self._require_active()
+        if self._specs is None:
+            self._specs = {s.name: s for s in self._input_specs_impl()}
+        return self._specs
+
+    def describe(self) -> BackendInfo:
+        return self._describe_impl()
+
+    # -- inference -------------------------------------------------------------------------
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch. Returns outputs by name, float outputs widened to at least float32."""
+        self._require_active()
+        prepared = self._prepare_feed(feed)
+        start = time.perf_counter()
+        raw = self._infer_impl(prepared)
+        self._synchronize()
+        self.infer_seconds += time.perf_counter() - start
+        self.infer_calls += 1
+        return self._check_outputs(raw)
+
+    def _prepare_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        specs = self.input_specs()
+        missing = [n for n in specs if n not in feed]
+        if missing:
+            raise BackendError(
+                problem(f"backend {self.name!r} feed", sorted(feed), f"inputs {sorted(specs)}",
+                        f"the tokenizer produced no {missing}; check the model's declared inputs")
+            )
+        self.dropped_inputs |= set(feed) - set(specs)
+        prepared: dict[str, np.ndarray] = {}
+        for name, spec in specs.items():
+            array = np.asarray(feed[name])
+            if len(spec.shape) and array.ndim != len(spec.shape):
+                raise BackendError(
+                    problem(f"backend {self.name!r} input {name!r} rank", array.ndim,
+                            f"rank {len(spec.shape)} (shape {spec.shape})",
+                            "feed arrays shaped (batch, sequence)")
+                )
+            if array.dtype != np.dtype(spec.dtype):
+                if array.dtype.kind in "iub" and np.dtype(spec.dtype).kind in "iu":
+                    self.casts[name] = FeedCast(name, array.dtype.name, spec.dtype)
+                    array = array.astype(spec.dtype)
+                else:
+                    raise BackendError(
+                        problem(f"backend {self.name!r} input {name!r} dtype", array.dtype.name,
+                                spec.dtype, "feed integer token ids")
+                    )
+            prepared[name] = np.ascontiguousarray(array)
+        return prepared
+
+    def _check_outputs(self, raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(raw, Mapping) or not raw:
+            raise BackendError(
+                problem(f"backend {self.name!r} outputs", type(raw).__name__,
+                        "a non-empty mapping of output name to array", "fix the runner's _infer_impl")
+            )
+        out: dict[str, np.ndarray] = {}
+        for name, value in raw.items():
+            array = np.array(value, copy=True)
+            if array.dtype.kind == "f" and array.dtype.itemsize < 4 or array.dtype.name == "bfloat16":
+                array = array.astype(np.float32)
+            elif array.dtype.kind not in "fiub":
+                raise BackendError(
+                    problem(f"backend {self.name!r} output {name!r} dtype", array.dtype.name,
+                            "a numeric array", "return numpy arrays from _infer_impl")
+                )
+            out[name] = array
+        return out
+
+    def _require_active(self) -> None:
+        if not self._active:
+            raise BackendError(
+                problem(f"backend {self.name!r} state", "inactive", "an activated runner",
+                        "call activate() (or use it as a context manager) before infer()")
+            )
+
+    # -- hooks for subclasses ----------------------------------------------------------------
+    @abstractmethod
+    def _activate_impl(self) -> None: ...
+
+    @abstractmethod
+    def _input_specs_impl(self) -> list[TensorSpec]: ...
+
+    @abstractmethod
+    def _infer_impl(self, feed: dict[str, np.ndarray]) -> Mapping[str, Any]: ...
+
+    @abstractmethod
+    def _describe_impl(self) -> BackendInfo: ...
+
+    def _close_impl(self) -> None:
+        """Release sessions and memory; the default has nothing to release."""
+
+    def _synchronize(self) -> None:
+        """Wait for asynchronous devices so timings are honest; CPU runners need nothing."""

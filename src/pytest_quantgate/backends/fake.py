@@ -1,0 +1,80 @@
+"""A pure-numpy text classifier with knobs, shipped so the plugin can be tried and tested
+without torch or ONNX Runtime (the idea of httpx's MockTransport).
+
+The model is a bag of embeddings: logits = mean over real tokens of (E[id] + T[type]) + b.
+Knobs make it misbehave the way real backends do: ``drift`` adds noise to the logits,
+``nan_rate`` poisons a share of rows, ``swap_inputs`` swaps attention_mask and token_type_ids
+(the keyword-export bug), ``delay`` slows every batch, ``input_dtype`` declares int32 inputs.
+Noise and NaN rows depend only on a row's tokens, so results do not depend on batching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .base import BackendInfo, Runner, TensorSpec
+from .registry import BackendDecl, BuildContext
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class FakeRunner(Runner):
+    kind = "fake"
+
+    def __init__(self, name: str, precision: str, *, vocab_size: int, num_labels: int,
+                 options: Mapping[str, Any]) -> None:
+        super().__init__(name, precision)
+        self.options = dict(options)
+        rng = np.random.default_rng(int(options.get("seed", 0)))
+        self._emb = rng.normal(0.0, 2.0, size=(max(vocab_size, 1), num_labels))
+        self._types = rng.normal(0.0, 2.0, size=(2, num_labels))
+        self._bias = rng.normal(0.0, 0.1, size=num_labels)
+
+    def _activate_impl(self) -> None:
+        pass
+
+    def _input_specs_impl(self) -> list[TensorSpec]:
+        dtype = str(self.options.get("input_dtype", "int64"))
+        return [TensorSpec(n, dtype, (None, None)) for n in INPUTS]
+
+    def _infer_impl(self, feed: dict[str, np.ndarray]) -> Mapping[str, Any]:
+        ids = feed["input_ids"].astype(np.int64) % self._emb.shape[0]
+        mask, types = feed["attention_mask"], feed["token_type_ids"]
+        if self.options.get("swap_inputs"):
+            mask, types = types, mask
+        weights = mask.astype(np.float64)
+        types = np.clip(types.astype(np.int64), 0, 1)
+        summed = np.einsum("bs,bsl->bl", weights, self._emb[ids] + self._types[types])
+        logits = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1.0) + self._bias
+        drift, nan_rate = float(self.options.get("drift", 0.0)), float(self.options.get("nan_rate", 0.0))
+        if drift or nan_rate:
+            for row in range(logits.shape[0]):
+                rng = np.random.default_rng(_row_seed(feed["input_ids"][row], mask[row]))
+                logits[row] += rng.normal(0.0, drift, size=logits.shape[1]) if drift else 0.0
+                if nan_rate and rng.random() < nan_rate:
+                    logits[row] = np.nan
+        if self.options.get("delay"):
+            time.sleep(float(self.options["delay"]))
+        return {"logits": logits.astype(np.float32)}
+
+    def _describe_impl(self) -> BackendInfo:
+        size = self._emb.nbytes + self._types.nbytes + self._bias.nbytes
+        return BackendInfo(self.name, self.kind, self.precision, f"numpy {np.__version__}",
+                           size_bytes=size, build_seconds=0.0, cache_hit=False,
+                           details={"knobs": self.options})
+
+
+def _row_seed(ids: np.ndarray, mask: np.ndarray) -> int:
+    # Only real tokens count, so padding to another length gives the same noise.
+    real = np.asarray(ids, dtype=np.int64)[np.asarray(mask) != 0]
+    return int.from_bytes(hashlib.blake2b(real.tobytes(), digest_size=8).digest(), "little")
+
+
+def create(decl: BackendDecl, ctx: BuildContext) -> FakeRunner:
+    return FakeRunner(decl.name, decl.precision, vocab_size=ctx.vocab_size,
+                      num_labels=ctx.num_labels, options=decl.options)

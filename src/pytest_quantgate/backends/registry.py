@@ -1,0 +1,212 @@
+"""Backend kinds by name: what each needs, which options it takes, and where its factory lives.
+
+Factories are named by import path and imported only when a backend of that kind is built, so
+naming, validating and describing backends costs no framework import. Third-party kinds register
+through the ``pytest_quantgate.backends`` entry-point group (value: a ``BackendKind``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import ArtifactCache
+from ..errors import BackendUnavailable, ConfigError, problem
+from .base import Runner
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option a backend kind accepts: its type, default and allowed values."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class BackendKind:
+    """A family of backends: ``onnx-int8-static``, ``torch-fp16``, ``onnx`` (a user's file)..."""
+
+    kind: str
+    precision: str | None  # None: the declaration says (a user's ONNX file may be anything)
+    requires: tuple[str, ...]  # importable modules needed at run time
+    extra: str  # the pip extra that installs them
+    factory: str  # "module:function", imported lazily
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class BackendDecl:
+    """A backend the user asked for: its name, its kind and its validated options."""
+
+    name: str
+    kind: str
+    precision: str
+    options: Mapping[str, Any]
+
+
+@dataclass
+class BuildContext:
+    """What a factory may use to build or load its artifact."""
+
+    model_dir: Path
+    model_hash: str
+    cache: ArtifactCache
+    max_length: int
+    num_labels: int
+    vocab_size: int
+    input_names: tuple[str, ...]
+    example_feed: Callable[[], dict[str, np.ndarray]]
+    calibration_batches: Callable[[], Iterator[dict[str, np.ndarray]]]
+    calibration_hash: str | None
+    base_dir: Path
+
+
+_EXPORT = {
+    "exporter": OptionSpec(str, "legacy", ("legacy", "dynamo"),
+                           "torch.onnx exporter: TorchScript-based 'legacy' or 'dynamo'"),
+    "opset": OptionSpec(int, 17, None, "ONNX opset of the export"),
+}
+_INT8 = {
+    "weight_type": OptionSpec(str, "qint8", ("qint8", "quint8"), "integer type of the weights"),
+    "per_channel": OptionSpec(bool, True, None, "one scale per output channel of each weight"),
+    "reduce_range": OptionSpec(bool, False, None, "7-bit weights: avoids saturation on CPUs "
+                               "without VNNI"),
+}
+_ORT = "pytest_quantgate.backends.onnx_runner:create"
+_TORCH = "pytest_quantgate.backends.torch_runner:create"
+_TORCH_REQ = ("torch", "transformers")
+_ONNX_REQ = ("onnxruntime", "onnx")
+
+BUILTIN: dict[str, BackendKind] = {
+    k.kind: k
+    for k in (
+        BackendKind("torch-fp32", "fp32", _TORCH_REQ, "torch", _TORCH,
+                    help="the PyTorch model as saved (the default reference)"),
+        BackendKind("torch-bf16", "bf16", _TORCH_REQ, "torch", _TORCH,
+                    help="the PyTorch model cast to bfloat16"),
+        BackendKind("torch-fp16", "fp16", _TORCH_REQ, "torch", _TORCH,
+                    help="the PyTorch model cast to float16"),
+        BackendKind("torch-int8-dynamic", "int8", _TORCH_REQ, "torch", _TORCH,
+                    help="PyTorch dynamic INT8 of the Linear layers (torch.ao, deprecated)"),
+        BackendKind("onnx-fp32", "fp32", _ONNX_REQ, "onnx", _ORT, dict(_EXPORT),
+                    help="ONNX export run by ONNX Runtime (CPU)"),
+        BackendKind("onnx-fp16", "fp16", _ONNX_REQ, "onnx", _ORT,
+                    {**_EXPORT, "keep_io_types": OptionSpec(bool, True, None,
+                                                            "keep float32 inputs and outputs")},
+                    help="ONNX export converted to float16"),
+        BackendKind("onnx-int8-dynamic", "int8", _ONNX_REQ, "onnx", _ORT, {**_EXPORT, **_INT8},
+                    help="ONNX Runtime dynamic INT8 (weights int8, activations at run time)"),
+        BackendKind("onnx-int8-static", "int8", _ONNX_REQ, "onnx", _ORT,
+                    {**_EXPORT, **_INT8,
+                     "op_types": OptionSpec((str, list), "default", None,
+                                            "'default' (MatMul, Gemm), 'all', or a list of op types"),
+                     "calibrate_method": OptionSpec(str, "minmax", ("minmax", "entropy",
+                                                                    "percentile"),
+                                                    "how activation ranges are chosen"),
+                     "activation_type": OptionSpec(str, "quint8", ("qint8", "quint8"),
+                                                   "integer type of the activations"),
+                     "calibration_size": OptionSpec(int, 0, None,
+                                                    "use only the first N calibration texts "
+                                                    "(0: all)")},
+                    help="ONNX Runtime static INT8 (QDQ), calibrated on the calibration set"),
+        BackendKind("onnx", None, _ONNX_REQ, "onnx", _ORT,
+                    {"path": OptionSpec(str, None, None, "the ONNX file (required)")},
+                    help="a user-supplied ONNX file, fed the inputs it declares"),
+        BackendKind("fake", None, (), "", "pytest_quantgate.backends.fake:create",
+                    {"seed": OptionSpec(int, 0, None, "weights of the fake model"),
+                     "drift": OptionSpec((int, float), 0.0, None, "std of noise added to logits"),
+                     "nan_rate": OptionSpec((int, float), 0.0, None, "share of rows made NaN"),
+                     "swap_inputs": OptionSpec(bool, False, None,
+                                               "swap attention_mask and token_type_ids"),
+                     "delay": OptionSpec((int, float), 0.0, None, "seconds slept per batch"),
+                     "input_dtype": OptionSpec(str, "int64", ("int64", "int32"),
+                                               "declared dtype of the inputs")},
+                    help="pure-numpy model with knobs, for trying and testing the plugin"),
+    )
+}
+
+# Options that every kind accepts.
+COMMON = {
+    "precision": OptionSpec(str, None, ("fp32", "fp16", "bf16", "int8"),
+                            "precision of a user-supplied backend (thresholds follow it)"),
+}
+
+
+def all_kinds() -> dict[str, BackendKind]:
+    """Built-in kinds plus those registered by installed packages' entry points."""
+    kinds = dict(BUILTIN)
+    for ep in entry_points(group="pytest_quantgate.backends"):
+        kind = ep.load()
+        if isinstance(kind, BackendKind):
+            kinds.setdefault(kind.kind, kind)
+    return kinds
+
+
+def declare(name: str, kind: str, options: Mapping[str, Any], where: str) -> BackendDecl:
+    """Validate a backend declaration: its kind exists and every option is known and typed."""
+    kinds = all_kinds()
+    if kind not in kinds:
+        raise ConfigError(problem(f"{where}: backend kind", kind, f"one of {sorted(kinds)}",
+                                  "fix the spelling or install the package that provides it"))
+    spec = kinds[kind]
+    allowed = {**spec.options, **COMMON}
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in allowed:
+            raise ConfigError(problem(f"{where}: option of backend {name!r} ({kind})", key,
+                                      f"one of {sorted(allowed)}", "remove or rename it"))
+        opt = allowed[key]
+        if isinstance(value, bool) and opt.type in (int, float, (int, float)) or \
+                not isinstance(value, opt.type):
+            raise ConfigError(problem(f"{where}: option {key!r} of backend {name!r}", value,
+                                      f"a value of type {_type_name(opt.type)}",
+                                      f"write it as e.g. {key} = {opt.default!r}"))
+        if opt.choices is not None and value not in opt.choices:
+            raise ConfigError(problem(f"{where}: option {key!r} of backend {name!r}", value,
+                                      f"one of {list(opt.choices)}", "pick one of those"))
+        values[key] = value
+    for key, opt in spec.options.items():
+        if key not in values:
+            if opt.default is None:
+                raise ConfigError(problem(f"{where}: backend {name!r} ({kind})",
+                                          f"no {key!r}", f"option {key!r}: {opt.help}",
+                                          f"add {key} = ... to its declaration"))
+            values[key] = opt.default
+    precision = values.pop("precision", None) or spec.precision or "fp32"
+    return BackendDecl(name=name, kind=kind, precision=precision, options=values)
+
+
+def missing_requirements(kind: BackendKind) -> list[str]:
+    return [m for m in kind.requires if importlib.util.find_spec(m) is None]
+
+
+def create_runner(decl: BackendDecl, ctx: BuildContext) -> Runner:
+    """Build or load the runner of a declared backend (not yet activated)."""
+    kind = all_kinds()[decl.kind]
+    missing = missing_requirements(kind)
+    if missing:
+        raise BackendUnavailable(
+            f"backend {decl.name!r} needs {', '.join(missing)}, which is not installed here; "
+            f"pip install 'pytest-quantgate[{kind.extra}]' to run it"
+        )
+    module, _, func = kind.factory.partition(":")
+    factory = getattr(importlib.import_module(module), func)
+    runner: Runner = factory(decl, ctx)
+    return runner
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return t.__name__

@@ -1,0 +1,238 @@
+"""Typed, validated configuration: ``[tool.quantgate]`` in pyproject.toml, then CLI overrides.
+
+Every key is described once in ``FIELDS``; the CLI options (``--quantgate-<key>``), the README
+table and validation all come from that list. Paths in pyproject.toml are relative to that file;
+paths given on the command line are relative to the directory pytest was started in.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends.registry import BUILTIN, BackendDecl, declare
+from .errors import ConfigError, problem
+from .tasks.batching import PADDINGS
+from .thresholds import validate as validate_thresholds
+
+TASKS = ("text-classification",)
+PLANNED_TASKS = {"causal-lm": "the causal-LM task (perplexity gate) is not implemented yet"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration key: type, default, help, and how a CLI string is parsed."""
+
+    key: str
+    kind: str  # "str" | "path" | "int" | "list" | "choice"
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+    @property
+    def option(self) -> str:
+        return "--quantgate-" + self.key.replace("_", "-")
+
+    def parse_cli(self, text: str) -> Any:
+        if self.kind == "int":
+            try:
+                return int(text)
+            except ValueError:
+                raise ConfigError(problem(f"option {self.option}", text, "a whole number",
+                                          f"e.g. {self.option}={self.default}")) from None
+        if self.kind == "list":
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return text
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("task", "choice", "text-classification", "what the model does", TASKS),
+    Field("model", "path", None, "Hugging Face model directory of the reference model"),
+    Field("reference", "str", "torch-fp32", "backend every other backend is compared with"),
+    Field("backends", "list", None, "backends to gate (default: every built-in CPU backend)"),
+    Field("eval", "path", None, 'golden JSONL set, one {"text": ..., "label": ...} per line'),
+    Field("calibration", "path", None, "JSONL texts static INT8 is calibrated on"),
+    Field("max_length", "int", 128, "tokens per text after truncation", minimum=1),
+    Field("padding", "choice", "longest", "pad each batch to its longest text, or to max_length",
+          PADDINGS),
+    Field("batch_size", "int", 32, "texts per inference call", minimum=1),
+    Field("cache_dir", "path", ".quantgate-cache", "where built artifacts and reference outputs "
+          "are kept"),
+    Field("json", "path", None, "write the JSON report here"),
+    Field("expect_fail", "list", [], "backends known to fail: their items are xfail(strict)"),
+    Field("worst", "int", 5, "worst inputs shown per failing check", minimum=0),
+)
+FIELD_BY_KEY = {f.key: f for f in FIELDS}
+TABLE_KEYS = ("thresholds", "backend")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration of one run."""
+
+    task: str
+    model: Path
+    reference: str
+    backends: tuple[str, ...]
+    eval: Path
+    calibration: Path | None
+    max_length: int
+    padding: str
+    batch_size: int
+    cache_dir: Path
+    json: Path | None
+    expect_fail: tuple[str, ...]
+    worst: int
+    declared: Mapping[str, BackendDecl]
+    thresholds: Mapping[str, Mapping[str, float | int]] = field(default_factory=dict)
+    base_dir: Path = Path(".")
+    source: str = "defaults"
+
+    def decl(self, name: str) -> BackendDecl:
+        return self.declared[name]
+
+
+def read_table(pyproject: Path) -> dict[str, Any] | None:
+    """The ``[tool.quantgate]`` table of a pyproject.toml, or None when it has none."""
+    if not pyproject.is_file():
+        return None
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(problem(str(pyproject), f"invalid TOML ({exc})", "valid TOML",
+                                  "fix the file")) from None
+    table = data.get("tool", {}).get("quantgate")
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(problem(f"{pyproject}: tool.quantgate", table, "a table",
+                                  "write it as [tool.quantgate]"))
+    return table
+
+
+def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, Any],
+         cli_dir: Path, source: str) -> Config:
+    """Validate the table and the CLI overrides (already parsed, None = not given) together."""
+    table = dict(table or {})
+    where = f"{source} [tool.quantgate]"
+    unknown = sorted(set(table) - set(FIELD_BY_KEY) - set(TABLE_KEYS))
+    if unknown:
+        raise ConfigError(problem(f"{where}: key", unknown[0],
+                                  f"one of {sorted([*FIELD_BY_KEY, *TABLE_KEYS])}",
+                                  "fix the spelling or remove it"))
+    values: dict[str, Any] = {}
+    for f in FIELDS:
+        if cli.get(f.key) is not None:
+            values[f.key] = _check(f, cli[f.key], f"option {f.option}", cli_dir)
+        elif f.key in table:
+            values[f.key] = _check(f, table[f.key], f"{where}: {f.key}", base_dir)
+        else:
+            values[f.key] = _check(f, f.default, f.key, base_dir) if f.default is not None else None
+
+    task = values["task"]
+    for required, hint in (("model", 'model = "models/my-model"'), ("eval", 'eval = "data/golden.jsonl"')):
+        if values[required] is None:
+            raise ConfigError(problem(f"{where}: {required}", None, "a path",
+                                      f"add {hint} to [tool.quantgate] or pass "
+                                      f"{FIELD_BY_KEY[required].option}"))
+    if not values["model"].is_dir():
+        raise ConfigError(problem(f"{where}: model directory", str(values["model"]),
+                                  "an existing Hugging Face model directory",
+                                  "build or download the model first, or fix the path"))
+    for key in ("eval", "calibration"):
+        if values[key] is not None and not values[key].is_file():
+            raise ConfigError(problem(f"{where}: {key} file", str(values[key]),
+                                      "an existing JSONL file", "fix the path or create the file"))
+
+    declared = _declared_backends(table.get("backend", []), where)
+    backends = values["backends"]
+    if backends is None:
+        backends = [k for k in BUILTIN if "-" in k and k != values["reference"]
+                    and (values["calibration"] is not None or k != "onnx-int8-static")]
+        backends += [name for name in declared if name not in backends]
+    names = [values["reference"], *backends]
+    for name in names:
+        if name not in declared:
+            if name not in BUILTIN or BUILTIN[name].precision is None:
+                known = sorted([*(k for k in BUILTIN if BUILTIN[k].precision), *declared])
+                raise ConfigError(problem(f"{where}: backend", name, f"one of {known}",
+                                          "fix the name, or declare it in a [[tool.quantgate."
+                                          "backend]] table with name and kind"))
+            declared[name] = declare(name, name, {}, where)
+    if len(set(backends)) != len(backends):
+        raise ConfigError(problem(f"{where}: backends", backends, "each backend once",
+                                  "remove the duplicate"))
+    for name in values["expect_fail"]:
+        if name not in backends:
+            raise ConfigError(problem(f"{where}: expect_fail", name, f"one of backends {backends}",
+                                      "list only backends that are gated"))
+    thresholds = _threshold_tables(table.get("thresholds", {}), where)
+    return Config(
+        task=task, model=values["model"], reference=values["reference"],
+        backends=tuple(backends), eval=values["eval"], calibration=values["calibration"],
+        max_length=values["max_length"], padding=values["padding"],
+        batch_size=values["batch_size"], cache_dir=values["cache_dir"], json=values["json"],
+        expect_fail=tuple(values["expect_fail"]), worst=values["worst"], declared=declared,
+        thresholds=thresholds, base_dir=base_dir, source=source,
+    )
+
+
+def _check(f: Field, value: Any, where: str, base: Path) -> Any:
+    expect = {"str": "a string", "path": "a path string", "int": "a whole number",
+              "list": "a list of strings", "choice": f"one of {list(f.choices)}"}[f.kind]
+    fix = f"e.g. {f.key} = {f.default!r}" if f.default not in (None, []) else "see the README"
+    ok: Callable[[Any], bool] = {
+        "str": lambda v: isinstance(v, str) and bool(v),
+        "path": lambda v: isinstance(v, (str, Path)) and bool(str(v)),
+        "int": lambda v: isinstance(v, int) and not isinstance(v, bool)
+        and (f.minimum is None or v >= f.minimum),
+        "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "choice": lambda v: v in f.choices,
+    }[f.kind]
+    if f.key == "task" and value in PLANNED_TASKS:
+        raise ConfigError(problem(where, value, f"one of {list(TASKS)}",
+                                  f"{PLANNED_TASKS[value]}; use task = 'text-classification'"))
+    if not ok(value):
+        if f.kind == "int" and isinstance(value, int) and f.minimum is not None:
+            expect = f"a whole number >= {f.minimum}"
+        raise ConfigError(problem(where, value, expect, fix))
+    if f.kind == "path":
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base / path)
+    return list(value) if f.kind == "list" else value
+
+
+def _declared_backends(entries: Any, where: str) -> dict[str, BackendDecl]:
+    if not isinstance(entries, list):
+        raise ConfigError(problem(f"{where}: backend", type(entries).__name__,
+                                  "an array of tables [[tool.quantgate.backend]]",
+                                  "write each as [[tool.quantgate.backend]] with name and kind"))
+    out: dict[str, BackendDecl] = {}
+    for i, entry in enumerate(entries):
+        here = f"{where}: backend #{i + 1}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or not isinstance(entry.get("kind"), str):
+            raise ConfigError(problem(here, entry, "a table with string keys name and kind",
+                                      'add name = "my-backend" and kind = "onnx"'))
+        name = entry["name"]
+        if name in out:
+            raise ConfigError(problem(here, name, "a unique backend name", "rename one of them"))
+        options = {k: v for k, v in entry.items() if k not in ("name", "kind")}
+        out[name] = declare(name, entry["kind"], options, here)
+    return out
+
+
+def _threshold_tables(tables: Any, where: str) -> dict[str, dict[str, float | int]]:
+    if not isinstance(tables, dict):
+        raise ConfigError(problem(f"{where}: thresholds", tables, 'tables like [tool.quantgate.'
+                                  'thresholds."*-int8-*"]', "key each table by a backend glob"))
+    out = {}
+    for pattern, values in tables.items():
+        if not isinstance(values, dict):
+            raise ConfigError(problem(f"{where}: thresholds.{pattern}", values,
+                                      "a table of threshold keywords",
+                                      f'write [tool.quantgate.thresholds."{pattern}"]'))
+        out[pattern] = validate_thresholds(values, f"{where}: thresholds.{pattern}")
+    return out

@@ -1,0 +1,144 @@
+"""Verdicts: compare a backend's logits with the reference's against thresholds.
+
+Pure: takes arrays and thresholds, returns ``CheckResult`` records and a metrics mapping. No
+pytest, no framework. A backend whose outputs hold NaN/Inf fails every check with that reason;
+its metrics are still computed on the finite rows so the report shows how far the rest drifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import metrics as m
+from .records import CheckResult, Measure, Worst
+from .thresholds import KEYS
+
+
+def summarize(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None, k: int,
+              num_labels: int) -> dict[str, float]:
+    """Every metric of one backend against the reference, by name (finite rows only)."""
+    finite = ~m.nonfinite_rows(out)
+    values: dict[str, float] = {"n_inputs": float(len(out)), "nonfinite_rows": float((~finite).sum())}
+    if not finite.any():
+        return values
+    r, o = ref[finite], out[finite]
+    values.update(
+        max_abs_logit=m.max_abs_diff(r, o), mean_abs_logit=m.mean_abs_diff(r, o),
+        kl_div=m.kl_divergence(r, o), top1_agreement=m.top1_agreement(r, o),
+        topk_overlap=m.topk_overlap(r, o, k),
+    )
+    if labels is not None:
+        lab = labels[finite]
+        values.update(
+            reference_accuracy=m.accuracy(r, lab), accuracy=m.accuracy(o, lab),
+            reference_f1=m.macro_f1(r, lab, num_labels), f1=m.macro_f1(o, lab, num_labels),
+        )
+        values["accuracy_delta"] = values["reference_accuracy"] - values["accuracy"]
+        values["f1_delta"] = values["reference_f1"] - values["f1"]
+    return values
+
+
+def evaluate(
+    *,
+    backend: str,
+    thresholds: Mapping[str, float | int],
+    ref: np.ndarray,
+    out: np.ndarray,
+    labels: np.ndarray | None,
+    label_names: Sequence[str],
+    texts: Sequence[str],
+    worst_n: int = 5,
+    expected_failure: bool = False,
+) -> tuple[dict[str, CheckResult], dict[str, float]]:
+    """Records for the checks ``logits``, ``topk`` and ``accuracy``, and the metrics."""
+    n = len(out)
+    k = int(thresholds.get("topk", 3))
+    values = summarize(ref, out, labels, k, len(label_names))
+    row_diff = np.abs(ref.astype(np.float64) - out.astype(np.float64)).max(axis=1)
+    row_diff = np.where(np.isfinite(row_diff), row_diff, np.inf)
+    flips = m.top1_flips(ref, np.nan_to_num(out, nan=-np.inf))
+
+    def worst(rows: np.ndarray) -> tuple[Worst, ...]:
+        order = rows[np.argsort(-row_diff[rows], kind="stable")][:worst_n]
+        return tuple(_worst(int(i), ref, out, labels, label_names, texts, row_diff, k) for i in order)
+
+    def measure(name: str, failing_rows: np.ndarray | None = None, successes: int | None = None
+                ) -> Measure:
+        key, limit, value = KEYS[name], float(thresholds[name]), values[name]
+        passed = value <= limit if key.op == "<=" else value >= limit
+        interval = m.wilson_interval(successes, n) if successes is not None else None
+        n_fail = int(failing_rows.sum()) if failing_rows is not None else 0
+        return Measure(name, float(value), limit, key.op, bool(passed), n, n_fail, interval)
+
+    bad = int(values["nonfinite_rows"])
+    results: dict[str, CheckResult] = {}
+    everything = np.arange(n)
+    for check in ("logits", "topk", "accuracy"):
+        if check == "accuracy" and labels is None:
+            results[check] = CheckResult(backend, check, "missing",
+                                         "the eval set has no labels, so accuracy and F1 cannot "
+                                         "be measured; add a label to every line", (), n,
+                                         expected_failure=expected_failure)
+            continue
+        if bad == n:
+            results[check] = CheckResult(
+                backend, check, "failed", f"backend output is NaN/Inf on {n}/{n} inputs "
+                "(FP16 overflow in LayerNorm or softmax is the usual cause)", (), n,
+                worst(everything), expected_failure)
+            continue
+        if check == "logits":
+            measures = (measure("max_abs_logit", row_diff > thresholds["max_abs_logit"]),
+                        measure("mean_abs_logit"), measure("kl_div"))
+            rows = everything
+        elif check == "topk":
+            agree = int(round(values["top1_agreement"] * (n - bad)))
+            measures = (measure("top1_agreement", flips, successes=agree),
+                        measure("topk_overlap"))
+            rows = np.flatnonzero(flips) if flips.any() else everything
+        else:
+            assert labels is not None
+            wrong = np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1) != labels
+            right_ref = np.argmax(ref, axis=1) == labels
+            measures = (measure("accuracy_delta", wrong & right_ref), measure("f1_delta"))
+            lost = np.flatnonzero(wrong & right_ref)
+            rows = lost if len(lost) else everything
+        failed = [x for x in measures if not x.passed]
+        reason = "; ".join(_describe(x) for x in failed) if failed else "within thresholds"
+        if bad:
+            reason = (f"backend output is NaN/Inf on {bad}/{n} inputs (FP16 overflow in LayerNorm "
+                      f"or softmax is the usual cause); the {n - bad} finite ones: {reason}")
+        verdict = "failed" if failed or bad else "passed"
+        results[check] = CheckResult(backend, check, verdict, reason, measures, n,
+                                     worst(rows) if verdict == "failed" else worst(rows)[:1],
+                                     expected_failure)
+    return results, values
+
+
+def _describe(x: Measure) -> str:
+    """'top1_agreement 0.113 < 0.97 (needs >= 0.97) on 600 inputs; passes at <= 0.113'."""
+    broke = ">" if x.op == "<=" else "<"
+    text = f"{x.name} {x.value:.4g} {broke} {x.threshold:.4g}"
+    if x.n_failing:
+        text += f" on {x.n_failing}/{x.n} inputs"
+    else:
+        text += f" over {x.n} inputs"
+    if x.interval is not None:
+        text += f" (95% CI {x.interval[0]:.3f}-{x.interval[1]:.3f})"
+    return text + f"; would pass with {x.name}{'>=' if x.op == '<=' else '<='}{x.value:.4g}"
+
+
+def _worst(i: int, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None,
+           names: Sequence[str], texts: Sequence[str], row_diff: np.ndarray, k: int) -> Worst:
+    return Worst(index=i, text=texts[i], label=names[labels[i]] if labels is not None else None,
+                 score=float(row_diff[i]), reference=_topk(ref[i], names, k),
+                 backend=_topk(out[i], names, k))
+
+
+def _topk(row: np.ndarray, names: Sequence[str], k: int) -> tuple[tuple[str, float], ...]:
+    if not np.all(np.isfinite(row)):
+        return (("NaN/Inf", float("nan")),)
+    probs = m.softmax(row[None, :])[0]
+    idx = m.topk_indices(row[None, :], min(k, len(names)))[0]
+    return tuple((names[j], round(float(probs[j]), 4)) for j in idx)

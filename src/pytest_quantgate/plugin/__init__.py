@@ -1,0 +1,84 @@
+"""The pytest adapter of pytest-quantgate, registered through the ``pytest11`` entry point.
+
+Thin on purpose: options, configuration at start-up, the marker, the fixtures, the gate items and
+the summary. The core (config, session, gate, report) imports no pytest; frameworks are imported
+only when a backend that needs them runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .fixtures import quantgate, quantgate_backend, quantgate_reference
+from .options import add_options
+from .state import STATE_KEY, State, state
+
+__all__ = ["quantgate", "quantgate_backend", "quantgate_reference"]
+
+MARKER = ("quantgate(**thresholds): thresholds for the quantgate fixtures of this test, e.g. "
+          "@pytest.mark.quantgate(max_abs_logit=0.02, topk=5, topk_overlap=0.8); keywords: ")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from ..thresholds import KEYS
+
+    config.addinivalue_line("markers", MARKER + ", ".join(KEYS))
+    st = State(enabled=bool(config.getoption("quantgate")))
+    config.stash[STATE_KEY] = st
+    if config.getoption("help", False):
+        return
+    from .configure import load_config
+
+    load_config(config, st)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    st = state(config)
+    if st.enabled:
+        from .collection import gate_items
+
+        items.extend(gate_items(session, st))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from .marker import read_marker
+
+    read_marker(metafunc.definition)  # an unknown keyword fails at collection
+    if "quantgate_backend" in metafunc.fixturenames:
+        st = state(metafunc.config)
+        names = list(st.config.backends) if st.config is not None else []
+        if not names:
+            st.session()  # raises the configuration problem
+        metafunc.parametrize("quantgate_backend", names, indirect=True, ids=names)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    st = config.stash.get(STATE_KEY, None)
+    if st is not None and st.gate is not None and st.enabled:
+        from .summary import write_summary
+
+        write_summary(terminalreporter, st)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    st = session.config.stash.get(STATE_KEY, None)
+    if st is not None and st.gate is not None and st.config is not None and st.config.json:
+        from ..report.json_report import write_report
+
+        path = write_report(st.gate, Path(st.config.json))
+        st.outcomes["json"] = str(path)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    st = config.stash.get(STATE_KEY, None)
+    if st is not None and st.gate is not None:
+        st.gate.close()

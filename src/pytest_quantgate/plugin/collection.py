@@ -1,0 +1,98 @@
+"""The built-in gate's items: ``quantgate::<backend>::<check>``, one per backend and check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .state import STATE_KEY, State
+
+CHECKS = ("logits", "topk", "accuracy")
+
+
+class QuantgateFailure(Exception):
+    """A gate check failed; its text is the diagnosis."""
+
+
+class GateCollector(pytest.Collector):
+    """``quantgate``: the root of the gate items, beneath the session."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        st: State = self.config.stash[STATE_KEY]
+        assert st.config is not None
+        return [BackendCollector.from_parent(self, name=name, nodeid=f"quantgate::{name}")
+                for name in st.config.backends]
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, "quantgate"
+
+
+class BackendCollector(pytest.Collector):
+    """``quantgate::<backend>``."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        st: State = self.config.stash[STATE_KEY]
+        assert st.config is not None
+        items = []
+        for check in CHECKS:
+            item = GateItem.from_parent(self, name=check, nodeid=f"{self.nodeid}::{check}",
+                                        backend=self.name, check=check)
+            if self.name in st.config.expect_fail:
+                item.add_marker(pytest.mark.xfail(
+                    reason=f"{self.name} is listed in expect_fail", strict=True,
+                    raises=QuantgateFailure))
+            items.append(item)
+        return items
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"quantgate::{self.name}"
+
+
+class GateItem(pytest.Item):
+    """One check of one backend; running it runs the backend (once) and reads its record."""
+
+    def __init__(self, *, backend: str, check: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backend = backend
+        self.check = check
+
+    def runtest(self) -> None:
+        st: State = self.config.stash[STATE_KEY]
+        results = st.session().results(self.backend)
+        result = results[self.check]
+        st.outcomes[self.nodeid] = result.verdict
+        failing = [r for r in results.values() if r.verdict in ("failed", "error")]
+        if result.expected_failure and failing and result not in failing:
+            # Expected failure is a property of the backend: its other checks xfail with it.
+            raise QuantgateFailure(f"{self.nodeid}: {result.verdict} on its own; the backend "
+                                   f"fails as expected on {', '.join(r.check for r in failing)}")
+        if result.verdict == "skipped":
+            pytest.skip(result.reason)
+        if result.verdict == "missing":
+            pytest.skip(f"not measured: {result.reason}")
+        if result.verdict in ("failed", "error"):
+            from ..report.diagnosis import diagnosis
+
+            raise QuantgateFailure(diagnosis(result))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, QuantgateFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+def gate_items(session: pytest.Session, st: State) -> list[pytest.Item]:
+    if st.config is None:
+        st.session()  # raises the configuration problem
+    root = GateCollector.from_parent(session, name="quantgate", nodeid="quantgate")
+    items: list[pytest.Item] = []
+    for backend in root.collect():
+        assert isinstance(backend, BackendCollector)
+        items.extend(i for i in backend.collect() if isinstance(i, pytest.Item))
+    return items
+

@@ -1,0 +1,41 @@
+"""Command-line options, generated from the configuration schema so each key has one."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ..config import FIELDS
+
+
+def _cli_type(field_parse):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> object:
+        from ..errors import ConfigError
+
+        try:
+            return field_parse(text)
+        except ConfigError as exc:  # rejected at parse time, like pytest-cov's validators
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("quantgate", "quantgate: gate quantised and recompiled models")
+    group.addoption("--quantgate", action="store_true", default=False,
+                    help="run the built-in gate: logits, topk and accuracy items per backend")
+    group.addoption("--quantgate-config", metavar="PYPROJECT", default=None,
+                    help="pyproject.toml holding [tool.quantgate] (default: the rootdir's)")
+    for f in FIELDS:
+        metavar = f.key.upper() if f.kind != "list" else "A,B,..."
+        help_text = f.help + (f" (one of {', '.join(f.choices)})" if f.choices else "")
+        help_text += f"; default {f.default}" if f.default not in (None, []) else ""
+        kwargs: dict[str, object] = {"dest": "quantgate_" + f.key, "default": None,
+                                     "metavar": metavar, "help": help_text}
+        if f.kind in ("int", "list"):
+            kwargs["type"] = _cli_type(f.parse_cli)
+        if f.choices:
+            kwargs["choices"] = f.choices
+            kwargs.pop("metavar")
+        group.addoption(f.option, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,78 @@
+"""The one fixed record every check produces; the table, JSON report and items are its views.
+
+Records are frozen and versioned (``SCHEMA``). A record is filled in even when the check could
+not run (verdict "error", "skipped" or "missing"), so reports never have holes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA = 1
+VERDICTS = ("passed", "failed", "error", "skipped", "missing")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measured value against its threshold."""
+
+    name: str
+    value: float
+    threshold: float | None
+    op: str  # "<=" or ">="
+    passed: bool
+    n: int  # inputs it was measured on
+    n_failing: int = 0  # inputs that break it on their own (where that means something)
+    interval: tuple[float, float] | None = None  # 95% interval of a rate over n inputs
+
+    @property
+    def would_pass_at(self) -> float:
+        """The loosest-needed threshold: the value itself (Polygraphy's 'minimum tolerance')."""
+        return self.value
+
+
+@dataclass(frozen=True)
+class Worst:
+    """One of the worst inputs: the text, its label, and both sides' top-k."""
+
+    index: int
+    text: str
+    label: str | None
+    score: float  # what made it worst (|logit diff| of the row)
+    reference: tuple[tuple[str, float], ...]
+    backend: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check (``logits``, ``topk``, ``accuracy``...) of one backend."""
+
+    backend: str
+    check: str
+    verdict: str
+    reason: str
+    measures: tuple[Measure, ...] = ()
+    n_inputs: int = 0
+    worst: tuple[Worst, ...] = ()
+    expected_failure: bool = False
+    schema: int = field(default=SCHEMA)
+
+    @property
+    def nodeid(self) -> str:
+        return f"quantgate::{self.backend}::{self.check}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["nodeid"] = self.nodeid
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        measures = tuple(Measure(**{**m, "interval": tuple(m["interval"]) if m.get("interval")
+                                    else None}) for m in data.get("measures", ()))
+        worst = tuple(Worst(**{**w, "reference": tuple(map(tuple, w["reference"])),
+                               "backend": tuple(map(tuple, w["backend"]))})
+                      for w in data.get("worst", ()))
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**fields, "measures": measures, "worst": worst})

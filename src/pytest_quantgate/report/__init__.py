@@ -1,0 +1,1 @@
+"""Views of the result records: diagnosis text, terminal table, JSON report."""

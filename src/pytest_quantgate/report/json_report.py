@@ -1,0 +1,62 @@
+"""The versioned JSON report: a manifest and, per backend, metrics, checks and verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..cache import write_json_atomic
+from ..session import GateSession
+from .table import backend_verdict
+
+FORMAT = "pytest-quantgate-report"
+VERSION = 1
+
+
+def build_report(gate: GateSession) -> dict[str, Any]:
+    from ..manifest import build_manifest
+
+    cfg = gate.config
+    files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
+    report: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION,
+        "manifest": build_manifest(model_dir=cfg.model, data_files=files, extra={
+            "tokenizer": gate.encoder.source, "task": cfg.task}),
+        "config": {"reference": cfg.reference, "backends": list(cfg.backends),
+                   "max_length": cfg.max_length, "padding": cfg.padding,
+                   "batch_size": cfg.batch_size, "expect_fail": list(cfg.expect_fail),
+                   "n_inputs": len(gate.examples)},
+        "reference": _run(gate, cfg.reference),
+        "backends": {},
+    }
+    report["not_run"] = [n for n in cfg.backends if n not in gate.judged()]
+    for name in gate.judged():
+        entry = _run(gate, name)
+        word, reason = backend_verdict(gate, name)
+        entry.update(
+            verdict=word, reason=reason, expected_failure=name in cfg.expect_fail,
+            thresholds=gate.thresholds(name), metrics=gate.metrics.get(name, {}),
+            checks=[r.to_dict() for r in gate.results(name).values()])
+        report["backends"][name] = entry
+    return report
+
+
+def _run(gate: GateSession, name: str) -> dict[str, Any]:
+    run = gate.run(name)
+    decl = gate.config.decl(name)
+    n = len(gate.examples)
+    return {
+        "name": name, "kind": decl.kind, "precision": run.precision, "options": dict(decl.options),
+        "status": run.status, "status_reason": run.reason,
+        "info": asdict(run.info) if run.info else None,
+        "shapes": asdict(run.shapes) if run.shapes else None,
+        "timing": {"predict_seconds": run.seconds, "infer_seconds": run.infer_seconds,
+                   "items_per_second": n / run.seconds if run.seconds else None,
+                   "reference_cached": run.reference_cached},
+    }
+
+
+def write_report(gate: GateSession, path: Path) -> Path:
+    write_json_atomic(path, build_report(gate))
+    return path

@@ -1,0 +1,86 @@
+"""The terminal summary table: one row per backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..records import CheckResult
+from ..session import GateSession
+
+HEADER = ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
+          "F1 Δ", "verdict")
+
+
+def backend_verdict(gate: GateSession, name: str) -> tuple[str, str]:
+    """(verdict word, one-line reason) of a backend from its check records."""
+    results = gate.results(name).values()
+    expected = name in gate.config.expect_fail
+    if any(r.verdict == "error" for r in results):
+        word = "ERROR"
+    elif any(r.verdict == "failed" for r in results):
+        word = "FAIL"
+    elif all(r.verdict == "skipped" for r in results):
+        word = "SKIP"
+    else:
+        word = "PASS"
+    if expected:
+        word = {"FAIL": "FAIL (expected)", "PASS": "XPASS (strict: fails)"}.get(word, word)
+    by_reason: dict[str, list[str]] = {}
+    for r in results:
+        if r.verdict in ("failed", "error"):
+            by_reason.setdefault(short_reason(r), []).append(r.check)
+    reasons = [f"{'/'.join(checks)}: {text}" for text, checks in by_reason.items()]
+    if not reasons:
+        reasons = [r.reason for r in results if r.verdict == "skipped"][:1]
+    missing = [r.check for r in results if r.verdict == "missing"]
+    if missing:
+        reasons.append(f"not measured: {', '.join(missing)}")
+    return word, "; ".join(reasons)
+
+
+def short_reason(result: CheckResult) -> str:
+    """The failing measures only, without the explanation the full diagnosis gives."""
+    failed = [m for m in result.measures if not m.passed]
+    parts = [f"{m.name} {m.value:.3g} {'>' if m.op == '<=' else '<'} {m.threshold:.3g}"
+             for m in failed]
+    if not parts or "NaN" in result.reason:
+        return result.reason.split(";")[0]
+    return ", ".join(parts)
+
+
+def rows(gate: GateSession) -> list[tuple[str, ...]]:
+    out = []
+    for name in [gate.config.reference, *gate.judged()]:
+        run = gate.run(name)
+        info = run.info
+        size = f"{info.size_bytes / 1e6:.2f}" if info and info.size_bytes is not None else "-"
+        build = f"{info.build_seconds:.1f}" if info and info.build_seconds is not None else "-"
+        if info and info.cache_hit:
+            build += "*"
+        if name == gate.config.reference:
+            out.append((name, run.precision, size, build, "ref", "ref", "ref", "ref", "ref",
+                        "REFERENCE" if run.status == "ok" else run.status.upper()))
+            continue
+        gate.results(name)
+        v = gate.metrics.get(name, {})
+        word, _ = backend_verdict(gate, name)
+        out.append((name, run.precision, size, build, _f(v, "max_abs_logit", "{:.4f}"),
+                    _f(v, "mean_abs_logit", "{:.4f}"), _f(v, "top1_agreement", "{:.3f}"),
+                    _f(v, "accuracy_delta", "{:+.3f}", neg=True),
+                    _f(v, "f1_delta", "{:+.3f}", neg=True), word))
+    return out
+
+
+def render(table: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 or i == len(r) - 1 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in table)]
+
+
+def _f(values: dict[str, float], key: str, fmt: str, neg: bool = False) -> str:
+    if key not in values:
+        return "-"
+    # Deltas are stored as reference minus backend (a drop is positive); show the change.
+    return fmt.format(-values[key] if neg else values[key])

@@ -1,0 +1,248 @@
+"""One gate run: load data once, get the reference outputs, run each backend, judge it.
+
+No pytest here: the plugin asks this object for records, and a script can use it directly::
+
+    gate = GateSession(config)
+    for name in config.backends:
+        print(gate.results(name))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends.base import BackendInfo, Runner
+from .backends.registry import BuildContext, create_runner
+from .cache import ArtifactCache, hash_path
+from .config import Config
+from .errors import BackendUnavailable, DataError, QuantgateError, problem
+from .gate import evaluate
+from .records import CheckResult
+from .tasks.batching import batches, make_feed
+from .tasks.data import Example, ModelFacts, read_examples, read_model_facts
+from .tasks.text_classification import Shapes, predict_logits
+from .tasks.tokenizer import Encoded, TextEncoder
+from .thresholds import resolve
+
+
+@dataclass
+class BackendRun:
+    """What running one backend over the eval set produced (or why it could not run)."""
+
+    name: str
+    precision: str
+    status: str  # "ok" | "unavailable" | "error"
+    reason: str = ""
+    logits: np.ndarray | None = None
+    info: BackendInfo | None = None
+    shapes: Shapes | None = None
+    seconds: float = 0.0  # wall time of the predictions, building excluded
+    infer_seconds: float = 0.0  # time inside the runtime's calls
+    reference_cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GateSession:
+    """Lazily loads everything; each backend is built and run at most once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cache = ArtifactCache(config.cache_dir / "artifacts")
+        self.runners: dict[str, Runner] = {}
+        self._runs: dict[str, BackendRun] = {}
+        self._results: dict[str, dict[str, CheckResult]] = {}
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    # -- data --------------------------------------------------------------------------------
+    @cached_property
+    def facts(self) -> ModelFacts:
+        return read_model_facts(self.config.model)
+
+    @cached_property
+    def encoder(self) -> TextEncoder:
+        return TextEncoder.from_model_dir(self.config.model, self.config.max_length)
+
+    @cached_property
+    def examples(self) -> list[Example]:
+        return read_examples(self.config.eval, self.facts.labels)
+
+    @cached_property
+    def encoded(self) -> list[Encoded]:
+        return self.encoder.encode([e.text for e in self.examples])
+
+    @cached_property
+    def labels(self) -> np.ndarray | None:
+        if any(e.label is None for e in self.examples):
+            return None
+        return np.array([e.label for e in self.examples], dtype=np.int64)
+
+    @cached_property
+    def model_hash(self) -> str:
+        return hash_path(self.config.model)
+
+    @cached_property
+    def data_hashes(self) -> dict[str, str]:
+        files = {"eval": self.config.eval, "calibration": self.config.calibration}
+        return {k: hash_path(v) for k, v in files.items() if v is not None}
+
+    def context(self) -> BuildContext:
+        cfg = self.config
+
+        def example_feed() -> dict[str, np.ndarray]:
+            items = self.encoded[:2]
+            return make_feed(items, self.encoder.pad_id, max(len(i) for i in items))
+
+        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
+            if cfg.calibration is None:
+                return
+            texts = [e.text for e in read_examples(cfg.calibration, self.facts.labels,
+                                                   require_label=False)]
+            for batch in batches(self.encoder.encode(texts), batch_size=cfg.batch_size,
+                                 padding="longest", pad_id=self.encoder.pad_id,
+                                 max_length=cfg.max_length):
+                yield batch.feed
+
+        return BuildContext(
+            model_dir=cfg.model, model_hash=self.model_hash, cache=self.cache,
+            max_length=cfg.max_length, num_labels=len(self.facts.labels),
+            vocab_size=self.facts.vocab_size,
+            input_names=("input_ids", "attention_mask", "token_type_ids"),
+            example_feed=example_feed, calibration_batches=calibration_batches,
+            calibration_hash=self.data_hashes.get("calibration"), base_dir=cfg.base_dir,
+        )
+
+    # -- running -----------------------------------------------------------------------------
+    def runner(self, name: str) -> Runner:
+        """The activated runner of a backend, built or loaded on first use."""
+        if name not in self.runners:
+            self.runners[name] = create_runner(self.config.decl(name), self.context()).activate()
+        return self.runners[name]
+
+    def run(self, name: str) -> BackendRun:
+        if name not in self._runs:
+            self._runs[name] = self._run(name)
+        return self._runs[name]
+
+    def _run(self, name: str) -> BackendRun:
+        decl = self.config.decl(name)
+        if name == self.config.reference:
+            cached = self._load_reference()
+            if cached is not None:
+                return cached
+        try:
+            runner = self.runner(name)
+            start = time.perf_counter()
+            logits, shapes = predict_logits(
+                runner, self.encoded, batch_size=self.config.batch_size,
+                padding=self.config.padding, pad_id=self.encoder.pad_id,
+                max_length=self.config.max_length, num_labels=len(self.facts.labels))
+            seconds = time.perf_counter() - start
+        except BackendUnavailable as exc:
+            return BackendRun(name, decl.precision, "unavailable", str(exc))
+        except QuantgateError as exc:
+            return BackendRun(name, decl.precision, "error", str(exc))
+        except Exception as exc:  # a runtime's own error: keep its type and first line
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            return BackendRun(name, decl.precision, "error",
+                              f"backend {name!r} raised {type(exc).__name__}: {first}")
+        run = BackendRun(name, decl.precision, "ok", logits=logits, info=runner.describe(),
+                         shapes=shapes, seconds=seconds, infer_seconds=runner.infer_seconds)
+        if name == self.config.reference:
+            self._save_reference(run)
+        return run
+
+    # -- reference outputs, cached by content ------------------------------------------------
+    def _reference_parts(self) -> dict[str, Any]:
+        from .manifest import package_versions
+
+        cfg, decl = self.config, self.config.decl(self.config.reference)
+        return {"model": self.model_hash, "eval": self.data_hashes["eval"],
+                "max_length": cfg.max_length, "padding": cfg.padding,
+                "batch_size": cfg.batch_size, "backend": [decl.kind, dict(decl.options)],
+                "tokenizer": self.encoder.source, "versions": package_versions()}
+
+    def _reference_dir(self) -> Path:
+        from .cache import hash_parts
+
+        return self.config.cache_dir / "reference" / hash_parts(self._reference_parts())[:24]
+
+    def _load_reference(self) -> BackendRun | None:
+        folder = self._reference_dir()
+        try:
+            meta = json.loads((folder / "run.json").read_text())
+            logits = np.load(folder / "logits.npy", allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+        if logits.shape != (len(self.examples), len(self.facts.labels)):
+            return None
+        info = BackendInfo(**{**meta["info"], "cache_hit": True})
+        return BackendRun(meta["name"], meta["precision"], "ok", logits=logits, info=info,
+                          shapes=Shapes(**meta["shapes"]), seconds=meta["seconds"],
+                          infer_seconds=meta["infer_seconds"], reference_cached=True)
+
+    def _save_reference(self, run: BackendRun) -> None:
+        folder = self._reference_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".logits.tmp-{id(run)}.npy"
+        np.save(tmp, run.logits, allow_pickle=False)
+        tmp.replace(folder / "logits.npy")
+        from .cache import write_json_atomic
+
+        write_json_atomic(folder / "run.json", {
+            "name": run.name, "precision": run.precision, "info": asdict(run.info),
+            "shapes": asdict(run.shapes), "seconds": run.seconds,
+            "infer_seconds": run.infer_seconds})
+
+    # -- judging -----------------------------------------------------------------------------
+    def thresholds(self, name: str, overrides: dict[str, float | int] | None = None
+                   ) -> dict[str, float | int]:
+        return resolve(name, self.config.decl(name).precision, self.config.thresholds, overrides)
+
+    def results(self, name: str) -> dict[str, CheckResult]:
+        """The records of the built-in checks of one backend."""
+        if name in self._results:
+            return self._results[name]
+        expected = name in self.config.expect_fail
+        ref, run = self.run(self.config.reference), self.run(name)
+        problem_run = run if run.status != "ok" else ref if ref.status != "ok" else None
+        if problem_run is not None:
+            verdict = "skipped" if problem_run.status == "unavailable" else "error"
+            reason = problem_run.reason
+            if problem_run is ref:
+                reason = f"the reference {ref.name!r} could not run: {reason}"
+            out = {c: CheckResult(name, c, verdict, reason, expected_failure=expected)
+                   for c in ("logits", "topk", "accuracy")}
+        else:
+            assert ref.logits is not None and run.logits is not None
+            if not np.all(np.isfinite(ref.logits)):
+                raise DataError(problem(f"reference {ref.name!r} outputs", "NaN/Inf",
+                                        "finite logits", "fix the reference model or pick "
+                                        "another reference"))
+            out, values = evaluate(
+                backend=name, thresholds=self.thresholds(name), ref=ref.logits,
+                out=run.logits, labels=self.labels, label_names=self.facts.labels,
+                texts=[e.text for e in self.examples], worst_n=self.config.worst,
+                expected_failure=expected)
+            self.metrics[name] = values
+        self._results[name] = out
+        return out
+
+    def judged(self) -> list[str]:
+        """Backends whose checks have run, in configured order (a -k run judges fewer)."""
+        return [name for name in self.config.backends if name in self._results]
+
+    def all_results(self) -> list[CheckResult]:
+        return [r for name in self.config.backends for r in self.results(name).values()]
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            runner.close()
+        self.runners.clear()

@@ -1,0 +1,1 @@
+"""Tasks: how texts become feeds, and how outputs become task metrics."""

@@ -1,0 +1,104 @@
+"""Labels from a model's config, and labelled examples from JSONL files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError, problem
+
+
+@dataclass(frozen=True)
+class Example:
+    """A text, its label id (None when the file gives no label) and its line in the file."""
+
+    text: str
+    label: int | None
+    line: int
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the gate needs from a Hugging Face config.json, read without transformers."""
+
+    labels: tuple[str, ...]
+    vocab_size: int
+    model_type: str
+
+
+def read_model_facts(model_dir: Path) -> ModelFacts:
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise DataError(problem("model directory", str(model_dir),
+                                "a Hugging Face model directory with config.json",
+                                "point `model` at the directory save_pretrained() wrote"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataError(problem(str(path), f"invalid JSON ({exc})", "a JSON object",
+                                "re-save the model with save_pretrained()")) from None
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise DataError(problem(f"{path}: id2label", id2label, "a mapping of class id to label",
+                                "set model.config.id2label before saving the model"))
+    try:
+        pairs = sorted((int(k), str(v)) for k, v in id2label.items())
+    except ValueError:
+        raise DataError(problem(f"{path}: id2label keys", sorted(id2label),
+                                "integer class ids", "re-save the model's config")) from None
+    if [k for k, _ in pairs] != list(range(len(pairs))):
+        raise DataError(problem(f"{path}: id2label ids", [k for k, _ in pairs],
+                                f"0..{len(pairs) - 1} without gaps", "re-number the labels"))
+    return ModelFacts(tuple(v for _, v in pairs), int(config.get("vocab_size", 0)),
+                      str(config.get("model_type", "unknown")))
+
+
+def read_examples(path: Path, labels: tuple[str, ...], *, require_label: bool = True
+                  ) -> list[Example]:
+    """Read ``{"text": ..., "label": ...}`` lines; the label may be a name or a class id."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(problem("data file", str(path), "an existing JSONL file",
+                                "check the path in [tool.quantgate]"))
+    by_name = {name: i for i, name in enumerate(labels)}
+    examples: list[Example] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:
+                raise DataError(problem(where, raw.strip()[:60], 'a JSON object like {"text": '
+                                        '"...", "label": "..."}', f"fix that line ({exc})")) from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise DataError(problem(f"{where}: text", record if not isinstance(record, dict)
+                                        else record.get("text"), "a string under the key 'text'",
+                                        "fix that line"))
+            examples.append(Example(record["text"], _label(record.get("label"), by_name, labels,
+                                                           where, require_label), number))
+    if not examples:
+        raise DataError(problem("data file", f"{path} (no examples)", "at least one JSONL line",
+                                "fill the file or point the config at another one"))
+    return examples
+
+
+def _label(value: object, by_name: dict[str, int], labels: tuple[str, ...], where: str,
+           required: bool) -> int | None:
+    if value is None:
+        if required:
+            raise DataError(problem(f"{where}: label", None, f"one of {list(labels)} or an id "
+                                    f"0..{len(labels) - 1}", "add a label to that line"))
+        return None
+    if isinstance(value, bool):
+        pass  # a JSON true is not a class id
+    elif isinstance(value, int) and 0 <= value < len(labels):
+        return value
+    elif isinstance(value, str) and value in by_name:
+        return by_name[value]
+    elif isinstance(value, str) and value.isdigit() and int(value) < len(labels):
+        return int(value)
+    raise DataError(problem(f"{where}: label", value, f"one of {list(labels)} or an id "
+                            f"0..{len(labels) - 1}", "fix the label or the model's id2label"))

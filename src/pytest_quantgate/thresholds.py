@@ -1,0 +1,104 @@
+"""Thresholds: the keywords a marker or a config table may set, and the defaults per precision.
+
+Resolution order, later wins: defaults for the backend's precision < ``[tool.quantgate.thresholds]``
+tables whose glob matches the backend name (in file order, exact names last) < the test's marker.
+Each default is written down with where it came from (docs/thresholds.md has the measurements).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError, problem
+
+
+@dataclass(frozen=True)
+class Key:
+    """A threshold keyword: its type, valid range, comparison and the check it belongs to."""
+
+    name: str
+    type: type
+    low: float
+    high: float | None
+    op: str  # "<=": the measured value must not exceed it; ">=": must reach it
+    check: str
+    help: str
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key("max_abs_logit", float, 0.0, None, "<=", "logits", "largest |logit diff| on any input"),
+        Key("mean_abs_logit", float, 0.0, None, "<=", "logits", "mean |logit diff| over all logits"),
+        Key("kl_div", float, 0.0, None, "<=", "logits",
+            "mean KL(reference softmax || backend softmax)"),
+        Key("top1_agreement", float, 0.0, 1.0, ">=", "topk",
+            "share of inputs whose top-1 label matches the reference"),
+        Key("topk", int, 1, None, "param", "topk", "k of the top-k overlap"),
+        Key("topk_overlap", float, 0.0, 1.0, ">=", "topk",
+            "mean share of the reference's top-k labels also in the backend's top-k"),
+        Key("accuracy_delta", float, 0.0, 1.0, "<=", "accuracy",
+            "allowed drop of accuracy against the labels, versus the reference"),
+        Key("f1_delta", float, 0.0, 1.0, "<=", "accuracy", "allowed drop of macro-F1"),
+        Key("ppl_delta", float, 0.0, None, "<=", "ppl",
+            "allowed relative perplexity increase (task causal-lm)"),
+    )
+}
+
+CHECKS = ("logits", "topk", "accuracy")
+
+# Defaults per precision. fp32: float noise between runtimes measured on the demo is ~1e-5, so
+# 1e-3 leaves room for other CPUs. fp16/bf16: rounding of a 10/7-bit mantissa over logits of
+# magnitude ~5. int8: machine-dependent (DESIGN.md: 0.18 vs 0.81 max diff for one file on two
+# CPUs), so int8 rests on agreement and task metrics; the 1%/2% F1 drop follows the seed article
+# (a 9-class BERT kept F1 within 1% under INT8 and FP16). docs/thresholds.md has the figures.
+DEFAULTS: dict[str, dict[str, float | int]] = {
+    "fp32": dict(max_abs_logit=1e-3, mean_abs_logit=1e-4, kl_div=1e-6, top1_agreement=0.999,
+                 topk=3, topk_overlap=0.99, accuracy_delta=0.002, f1_delta=0.002,
+                 ppl_delta=0.001),
+    "fp16": dict(max_abs_logit=0.05, mean_abs_logit=0.01, kl_div=1e-3, top1_agreement=0.995,
+                 topk=3, topk_overlap=0.97, accuracy_delta=0.01, f1_delta=0.01, ppl_delta=0.005),
+    "bf16": dict(max_abs_logit=0.25, mean_abs_logit=0.05, kl_div=5e-3, top1_agreement=0.99,
+                 topk=3, topk_overlap=0.95, accuracy_delta=0.01, f1_delta=0.01, ppl_delta=0.005),
+    "int8": dict(max_abs_logit=2.0, mean_abs_logit=0.25, kl_div=0.05, top1_agreement=0.97,
+                 topk=3, topk_overlap=0.9, accuracy_delta=0.02, f1_delta=0.02, ppl_delta=0.02),
+}
+
+
+def validate(values: Mapping[str, Any], where: str) -> dict[str, float | int]:
+    """Check names, types and ranges; return the values as floats/ints."""
+    out: dict[str, float | int] = {}
+    for name, value in values.items():
+        key = KEYS.get(name)
+        if key is None:
+            raise ConfigError(problem(f"{where}: threshold keyword", name,
+                                      f"one of {sorted(KEYS)}", "fix the spelling"))
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.type is int:
+            ok_type = ok_type and float(value).is_integer()
+        if not ok_type:
+            raise ConfigError(problem(f"{where}: threshold {name}", value,
+                                      f"a {'whole ' if key.type is int else ''}number",
+                                      f"write e.g. {name}={DEFAULTS['fp16'][name]!r}"))
+        number = int(value) if key.type is int else float(value)
+        if number < key.low or (key.high is not None and number > key.high):
+            bounds = f"[{key.low}, {key.high}]" if key.high is not None else f">= {key.low}"
+            raise ConfigError(problem(f"{where}: threshold {name}", value, f"a value in {bounds}",
+                                      f"write e.g. {name}={DEFAULTS['fp16'][name]!r}"))
+        out[name] = number
+    return out
+
+
+def resolve(backend: str, precision: str, tables: Mapping[str, Mapping[str, float | int]],
+            overrides: Mapping[str, float | int] | None = None) -> dict[str, float | int]:
+    """Thresholds for one backend: defaults < matching config tables < overrides (marker)."""
+    values: dict[str, float | int] = dict(DEFAULTS[precision])
+    for pattern, table in tables.items():  # globs first, in file order...
+        if pattern != backend and fnmatch.fnmatchcase(backend, pattern):
+            values.update(table)
+    values.update(tables.get(backend, {}))  # ...then the backend's own table
+    values.update(overrides or {})
+    return values
