@@ -7,9 +7,15 @@ script can use: ``config.load`` -> ``session.GateSession`` -> ``records.CheckRes
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("pytest-quantgate")
-except PackageNotFoundError:  # running from a source tree
-    __version__ = "0.0.0+source"
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs ~0.1 s; only pay it when someone asks for the version.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("pytest-quantgate")
+        except PackageNotFoundError:  # running from a source tree
+            return "0.0.0+source"
+    raise AttributeError(name)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .backends.registry import BUILTIN, BackendDecl, declare
 from .errors import ConfigError, problem
-from .tasks.batching import PADDINGS
+PADDINGS = ("longest", "max_length")  # tasks.batching uses the same names; no numpy here
 from .thresholds import validate as validate_thresholds
 
 TASKS = ("text-classification",)

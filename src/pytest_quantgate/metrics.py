@@ -261,7 +261,9 @@ def nonfinite_rows(logits: Any) -> BoolArray:
     return np.asarray(~np.isfinite(x).all(axis=1))
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(
+    successes: int | np.integer[Any], n: int | np.integer[Any], confidence: float = 0.95
+) -> tuple[float, float]:
     """Wilson score interval for a rate of ``successes`` out of ``n``.
 
     Better than the normal approximation near 0 and 1, where gate rates live (0.99 agreement
@@ -286,6 +288,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
             raise ValueError(problem("confidence", confidence, "0.95 when scipy is missing",
                                      "install scipy for other levels")) from None
         z = _Z95
+    successes, n = int(successes), int(n)
     p = successes / n
     z2n = z * z / n
     centre = (p + z2n / 2.0) / (1.0 + z2n)

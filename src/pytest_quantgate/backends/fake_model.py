@@ -13,15 +13,20 @@ from pathlib import Path
 
 def write_fake_model(out_dir: Path, labels: Sequence[str], texts: Sequence[str]) -> Path:
     """A WordLevel tokenizer over ``texts`` with BERT-like special tokens, and a config."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(list(texts), trainers.WordLevelTrainer(special_tokens=specials))
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    # A vocabulary built here, sorted, rather than by the trainer: its ties are ordered by a
+    # hash map, so ids (and the fake model's outputs) would change from run to run.
+    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(t))})
+    vocab = {token: i for i, token in enumerate([*specials, *words])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")])

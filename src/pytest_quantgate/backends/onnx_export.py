@@ -255,7 +255,7 @@ def _keyword_classifier_class() -> type:
                 self.names = tuple(names)
 
             def forward(self, *inputs: Any) -> Any:
-                return self.model(**dict(zip(self.names, inputs))).logits
+                return self.model(**dict(zip(self.names, inputs, strict=True))).logits
 
         _CLASS.append(KeywordClassifier)
     return _CLASS[0]

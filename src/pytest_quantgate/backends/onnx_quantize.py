@@ -90,8 +90,12 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
     parts = {"export": export.key, "calibration": ctx.calibration_hash, **settings, **_versions()}
 
     def build(tmp: Path) -> None:
-        from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         source = export.path / MODEL_FILE
         prepared, pre_note = _pre_process(source, tmp / "prepared.onnx")
@@ -177,15 +181,19 @@ def _pre_process(source: Path, target: Path) -> tuple[Path, str]:
     fails, since quantising without it still works, only with fewer shapes known."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quant_pre_process(str(source), str(target), skip_symbolic_shape=False)
-        return target, "quant_pre_process"
-    except Exception as exc:
-        target.unlink(missing_ok=True)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        return source, f"skipped: {first}"
+    notes = []
+    # Symbolic shape inference gives up on some exports ("Incomplete symbolic shape
+    # inference" on the legacy BERT export); the optimisation and ONNX shape passes still help.
+    for skip_symbolic in (False, True):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quant_pre_process(str(source), str(target), skip_symbolic_shape=skip_symbolic)
+            return target, "quant_pre_process" + (" (no symbolic shapes)" if skip_symbolic else "")
+        except Exception as exc:
+            target.unlink(missing_ok=True)
+            notes.append((str(exc).strip().splitlines() or [type(exc).__name__])[0][:120])
+    return source, "skipped: " + "; ".join(notes)
 
 
 def _make_reader(model_file: Path, ctx: BuildContext, size: int) -> Any:

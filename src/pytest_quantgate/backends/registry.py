@@ -11,15 +11,16 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..cache import ArtifactCache
 from ..errors import BackendUnavailable, ConfigError, problem
-from .base import Runner
+
+if TYPE_CHECKING:  # numpy and the runner base are not needed to name and validate backends
+    import numpy as np
+
+    from ..cache import ArtifactCache
+    from .base import Runner
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ COMMON = {
 
 def all_kinds() -> dict[str, BackendKind]:
     """Built-in kinds plus those registered by installed packages' entry points."""
+    from importlib.metadata import entry_points
+
     kinds = dict(BUILTIN)
     for ep in entry_points(group="pytest_quantgate.backends"):
         kind = ep.load()

@@ -92,7 +92,9 @@ def gate_items(session: pytest.Session, st: State) -> list[pytest.Item]:
     root = GateCollector.from_parent(session, name="quantgate", nodeid="quantgate")
     items: list[pytest.Item] = []
     for backend in root.collect():
-        assert isinstance(backend, BackendCollector)
-        items.extend(i for i in backend.collect() if isinstance(i, pytest.Item))
+        # Through pytest's collect-report hooks, so "collected N items" and -k see them.
+        report = session.ihook.pytest_make_collect_report(collector=backend)
+        session.ihook.pytest_collectreport(report=report)
+        items.extend(i for i in report.result if isinstance(i, pytest.Item))
     return items
 

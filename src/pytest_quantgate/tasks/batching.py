@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import PADDINGS
 from .tokenizer import Encoded
 
-PADDINGS = ("longest", "max_length")
+__all__ = ["PADDINGS", "Batch", "batches", "make_feed"]
+
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""`pytest --quantgate` as a user runs it: items, verdicts, diagnosis, summary, JSON report."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_passing_gate_has_stable_ids_and_a_summary(project):
+    pytester = project('backends = ["same"]')
+    result = pytester.runpytest("--quantgate", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*quantgate::same::logits PASSED*",
+        "*quantgate::same::topk PASSED*",
+        "*quantgate::same::accuracy PASSED*",
+        "*= quantgate =*",
+        "backend*prec*size MB*build s*max|Δ|*mean|Δ|*top-1*acc Δ*F1 Δ*verdict",
+        "ref *REFERENCE",
+        "same *fp32*PASS",
+    ])
+
+
+def test_without_the_flag_no_gate_items_run(project):
+    pytester = project('backends = ["same"]')
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "quantgate::" not in result.stdout.str()
+
+
+def test_failing_gate_reads_like_a_diagnosis(project):
+    pytester = project('backends = ["swapped"]')
+    result = pytester.runpytest("--quantgate")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines([
+        "*quantgate::swapped::logits failed: max_abs_logit * > 0.001 on 45/45 inputs*"
+        "would pass with max_abs_logit>=*",
+        "*worst inputs (5 shown; reference | swapped):*",
+        "*reference * | backend *",
+        "*quantgate::swapped::topk failed: top1_agreement * < 0.999 on */45 inputs (95% CI*",
+        "swapped *FAIL",
+    ])
+    assert result.ret == 1
+
+
+def test_nan_outputs_fail_with_their_cause(project):
+    pytester = project('backends = ["poisoned"]')
+    result = pytester.runpytest("--quantgate")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*backend output is NaN/Inf on */45 inputs (FP16 overflow*"])
+
+
+def test_expected_failure_keeps_the_run_green_and_shows_why(project):
+    pytester = project('backends = ["same", "swapped"]\nexpect_fail = ["swapped"]')
+    result = pytester.runpytest("--quantgate")
+    result.assert_outcomes(passed=3, xfailed=3)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["swapped *FAIL (expected)",
+                                 "swapped: FAIL (expected): logits: max_abs_logit*"])
+
+
+def test_expected_failure_that_passes_fails_strictly(project):
+    pytester = project('backends = ["same"]\nexpect_fail = ["same"]')
+    result = pytester.runpytest("--quantgate")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*same is listed in expect_fail*"])
+
+
+def test_thresholds_table_loosens_a_backend(project):
+    table = ('backends = ["drifty"]\n[tool.quantgate.thresholds."drift*"]\n'
+             "max_abs_logit = 5.0\nmean_abs_logit = 2.0\nkl_div = 1.0\ntop1_agreement = 0.5\n"
+             "topk_overlap = 0.5\naccuracy_delta = 0.5\nf1_delta = 0.5\n")
+    result = project(table).runpytest("--quantgate")
+    result.assert_outcomes(passed=3)
+
+
+def test_k_selects_one_backend(project):
+    pytester = project('backends = ["same", "drifty"]')
+    result = pytester.runpytest("--quantgate", "-k", "same")
+    result.assert_outcomes(passed=3)
+    assert "drifty" not in result.stdout.str().split("= quantgate =")[-1]
+
+
+def test_json_report_is_versioned_and_complete(project):
+    pytester = project('backends = ["same", "swapped"]')
+    pytester.runpytest("--quantgate", "--quantgate-json", "out/report.json")
+    report = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert report["format"] == "pytest-quantgate-report" and report["version"] == 1
+    manifest = report["manifest"]
+    assert {"packages", "git", "machine", "model_sha256", "data_sha256"} <= set(manifest)
+    swapped = report["backends"]["swapped"]
+    assert swapped["verdict"] == "FAIL"
+    assert {c["check"]: c["verdict"] for c in swapped["checks"]}["logits"] == "failed"
+    assert swapped["metrics"]["top1_agreement"] < 0.9
+    assert report["backends"]["same"]["verdict"] == "PASS"
+    assert not list((pytester.path / "out").glob(".*tmp*"))  # written atomically
+
+
+def test_warm_run_loads_the_reference_from_the_cache(project):
+    pytester = project('backends = ["same"]')
+    pytester.runpytest("--quantgate")
+    result = pytester.runpytest("--quantgate", "--quantgate-json", "r.json")
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["reference"]["timing"]["reference_cached"] is True
+    result.stdout.fnmatch_lines(["ref *0.0[*] *REFERENCE"])
