@@ -123,12 +123,16 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                   f"one of {sorted([*FIELD_BY_KEY, *TABLE_KEYS])}",
                                   "fix the spelling or remove it"))
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each value came from, for messages
     for f in FIELDS:
         if cli.get(f.key) is not None:
-            values[f.key] = _check(f, cli[f.key], f"option {f.option}", cli_dir)
+            origin[f.key] = f"option {f.option}"
+            values[f.key] = _check(f, cli[f.key], origin[f.key], cli_dir)
         elif f.key in table:
-            values[f.key] = _check(f, table[f.key], f"{where}: {f.key}", base_dir)
+            origin[f.key] = f"{where}: {f.key}"
+            values[f.key] = _check(f, table[f.key], origin[f.key], base_dir)
         else:
+            origin[f.key] = f"{where}: {f.key}"
             values[f.key] = _check(f, f.default, f.key, base_dir) if f.default is not None else None
 
     task = values["task"]
@@ -138,12 +142,12 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                       f"add {hint} to [tool.quantgate] or pass "
                                       f"{FIELD_BY_KEY[required].option}"))
     if not values["model"].is_dir():
-        raise ConfigError(problem(f"{where}: model directory", str(values["model"]),
+        raise ConfigError(problem(f"{origin['model']}: model directory", str(values["model"]),
                                   "an existing Hugging Face model directory",
                                   "build or download the model first, or fix the path"))
     for key in ("eval", "calibration"):
         if values[key] is not None and not values[key].is_file():
-            raise ConfigError(problem(f"{where}: {key} file", str(values[key]),
+            raise ConfigError(problem(f"{origin[key]}: file", str(values[key]),
                                       "an existing JSONL file", "fix the path or create the file"))
 
     declared = _declared_backends(table.get("backend", []), where)
@@ -195,7 +199,7 @@ def _check(f: Field, value: Any, where: str, base: Path) -> Any:
         raise ConfigError(problem(where, value, f"one of {list(TASKS)}",
                                   f"{PLANNED_TASKS[value]}; use task = 'text-classification'"))
     if not ok(value):
-        if f.kind == "int" and isinstance(value, int) and f.minimum is not None:
+        if f.kind == "int" and f.minimum is not None:
             expect = f"a whole number >= {f.minimum}"
         raise ConfigError(problem(where, value, expect, fix))
     if f.kind == "path":
