@@ -35,9 +35,11 @@ def hash_path(path: Path) -> str:
                                 "check the configured path"))
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
-        if file.name.startswith(".") and file != path:
-            continue  # stamps and editor droppings do not change the model
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        rel = file.relative_to(path) if file != path else Path(file.name)
+        if file != path and any(part.startswith(".") for part in rel.parts):
+            continue  # stamps, .git, hub download metadata: they do not change the model
+        # Name and size before the bytes, so ("a", b"bc") and ("ab", b"c") differ.
+        digest.update(str(rel).encode() + b"\0" + file.stat().st_size.to_bytes(8, "little"))
         with file.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
@@ -131,9 +133,13 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=str)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -105,7 +105,8 @@ def read_table(pyproject: Path) -> dict[str, Any] | None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(problem(str(pyproject), f"invalid TOML ({exc})", "valid TOML",
                                   "fix the file")) from None
-    table = data.get("tool", {}).get("quantgate")
+    tool = data.get("tool", {})
+    table = tool.get("quantgate") if isinstance(tool, dict) else None
     if table is not None and not isinstance(table, dict):
         raise ConfigError(problem(f"{pyproject}: tool.quantgate", table, "a table",
                                   "write it as [tool.quantgate]"))
@@ -155,7 +156,8 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
     if backends is None:
         backends = [k for k in BUILTIN if "-" in k and k != values["reference"]
                     and (values["calibration"] is not None or k != "onnx-int8-static")]
-        backends += [name for name in declared if name not in backends]
+        backends += [name for name in declared
+                     if name not in backends and name != values["reference"]]
     names = [values["reference"], *backends]
     for name in names:
         if name not in declared:
@@ -165,6 +167,10 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                           "fix the name, or declare it in a [[tool.quantgate."
                                           "backend]] table with name and kind"))
             declared[name] = declare(name, name, {}, where)
+    if values["reference"] in backends:
+        raise ConfigError(problem(f"{where}: backends", values["reference"],
+                                  "backends other than the reference", "remove the reference "
+                                  "from backends (it is what the others are compared with)"))
     if len(set(backends)) != len(backends):
         raise ConfigError(problem(f"{where}: backends", backends, "each backend once",
                                   "remove the duplicate"))
@@ -195,7 +201,7 @@ def _check(f: Field, value: Any, where: str, base: Path) -> Any:
         "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "choice": lambda v: v in f.choices,
     }[f.kind]
-    if f.key == "task" and value in PLANNED_TASKS:
+    if f.key == "task" and isinstance(value, str) and value in PLANNED_TASKS:
         raise ConfigError(problem(where, value, f"one of {list(TASKS)}",
                                   f"{PLANNED_TASKS[value]}; use task = 'text-classification'"))
     if not ok(value):

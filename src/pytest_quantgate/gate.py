@@ -126,7 +126,16 @@ def _describe(x: Measure) -> str:
         text += f" over {x.n} inputs"
     if x.interval is not None:
         text += f" (95% CI {x.interval[0]:.3f}-{x.interval[1]:.3f})"
-    return text + f"; would pass with {x.name}{'>=' if x.op == '<=' else '<='}{x.value:.4g}"
+    return text + f"; would pass with {x.name}={_loosest(x)}"
+
+
+def _loosest(x: Measure) -> str:
+    """The value to write in a marker: rounded outward, so that it really passes."""
+    for digits in range(4, 18):
+        text = f"{x.value:.{digits}g}"
+        if (float(text) >= x.value) if x.op == "<=" else (float(text) <= x.value):
+            return text
+    return repr(x.value)
 
 
 def _worst(i: int, ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None,

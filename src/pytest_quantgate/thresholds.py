@@ -8,6 +8,7 @@ Each default is written down with where it came from (docs/thresholds.md has the
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -84,9 +85,9 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, float | int]:
                                       f"a {'whole ' if key.type is int else ''}number",
                                       f"write e.g. {name}={DEFAULTS['fp16'][name]!r}"))
         number = int(value) if key.type is int else float(value)
-        if number < key.low or (key.high is not None and number > key.high):
-            bounds = f"[{key.low}, {key.high}]" if key.high is not None else f">= {key.low}"
-            raise ConfigError(problem(f"{where}: threshold {name}", value, f"a value in {bounds}",
+        if math.isnan(number) or number < key.low or (key.high is not None and number > key.high):
+            bounds = f"in [{key.low}, {key.high}]" if key.high is not None else f">= {key.low}"
+            raise ConfigError(problem(f"{where}: threshold {name}", value, f"a value {bounds}",
                                       f"write e.g. {name}={DEFAULTS['fp16'][name]!r}"))
         out[name] = number
     return out

@@ -29,7 +29,7 @@ from pytest_quantgate.backends.base import Runner  # noqa: E402
 from pytest_quantgate.backends.registry import BackendDecl, BuildContext  # noqa: E402
 from pytest_quantgate.cache import ArtifactCache, hash_path  # noqa: E402
 
-MODEL_CACHE = ROOT / ".quantgate-test-cache" / "backends"
+MODEL_CACHE = ROOT / ".quantgate-test-cache" / "backends-tiny"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 MAX_LENGTH = 64
 USER_ONNX = "user-onnx"  # the "onnx" kind, fed the fp32 export as a user's file (tests use it)
@@ -108,11 +108,7 @@ class Backends:
 
 def _build_model() -> Any:
     """The tiny demo model and data, built once and reused across sessions."""
-    try:
-        from fixtures.build_demo import build
-    except ImportError:  # DEV-ONLY fallback, removed before hand-off
-        sys.path.insert(0, "/tmp/qgdev")
-        from devbuild import build  # type: ignore
+    from fixtures.build_demo import build
 
     return build(MODEL_CACHE, size="tiny")
 

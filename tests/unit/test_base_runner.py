@@ -236,8 +236,6 @@ def test_bf16_outputs_are_widened_to_float32() -> None:
     assert out.dtype == np.float32 and out.tolist() == [[1.5, -2.0]]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: FP8 outputs (ml_dtypes float8_*, dtype kind 'V') "
-                   "are rejected as non-numeric instead of widened like bfloat16")
 def test_fp8_outputs_are_widened_to_float32() -> None:
     ml_dtypes = pytest.importorskip("ml_dtypes")
     runner = returning({"logits": np.array([[1.5, -2.0]], dtype=ml_dtypes.float8_e4m3fn)})

@@ -50,7 +50,8 @@ def encoded(lengths: list[int]) -> list[Encoded]:
 
 def runner(cls: type[FakeRunner] = FakeRunner, **options: Any) -> FakeRunner:
     r = cls("fake", "fp32", vocab_size=len(WORDS) + 4, num_labels=len(LABELS), options=options)
-    return r.activate()
+    r.activate()
+    return r
 
 
 def predict(r: FakeRunner, items: list[Encoded], *, batch_size: int = 32, padding: str = "longest",

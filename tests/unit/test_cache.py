@@ -208,9 +208,6 @@ def test_hash_path_of_a_dot_file_itself(tmp_path: Path) -> None:
     assert hash_path(dot) != digest
 
 
-@pytest.mark.xfail(strict=True, reason="bug: files inside dot-directories are hashed; "
-                   "huggingface_hub's local_dir download keeps timestamped metadata in "
-                   ".cache/huggingface/, so the model hash changes on every download")
 def test_hash_path_ignores_dot_directories(tmp_path: Path) -> None:
     model = make_model(tmp_path / "m", ["config.json", "tokenizer.json"])
     digest = hash_path(model)
@@ -220,9 +217,6 @@ def test_hash_path_ignores_dot_directories(tmp_path: Path) -> None:
     assert hash_path(model) == digest
 
 
-@pytest.mark.xfail(strict=True, reason="bug: names and contents are fed to sha256 without "
-                   "separators or lengths, so file 'a' holding 'bc' hashes like file 'ab' "
-                   "holding 'c'")
 def test_hash_path_separates_names_from_contents(tmp_path: Path) -> None:
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
@@ -252,8 +246,6 @@ def test_write_json_atomic(tmp_path: Path) -> None:
     assert list(target.parent.iterdir()) == [target]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: when json.dump raises, the temporary sibling "
-                   "file is left behind")
 def test_write_json_atomic_failure_leaves_no_temp_file(tmp_path: Path) -> None:
     loop: list[object] = []
     loop.append(loop)

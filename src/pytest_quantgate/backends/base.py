@@ -157,7 +157,8 @@ class Runner(ABC):
         out: dict[str, np.ndarray] = {}
         for name, value in raw.items():
             array = np.array(value, copy=True)
-            if array.dtype.kind == "f" and array.dtype.itemsize < 4 or array.dtype.name == "bfloat16":
+            low = array.dtype.name == "bfloat16" or array.dtype.name.startswith("float8")
+            if array.dtype.kind == "f" and array.dtype.itemsize < 4 or low:
                 array = array.astype(np.float32)
             elif array.dtype.kind not in "fiub":
                 raise BackendError(

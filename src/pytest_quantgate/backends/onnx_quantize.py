@@ -99,7 +99,8 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
 
         source = export.path / MODEL_FILE
         prepared, pre_note = _pre_process(source, tmp / "prepared.onnx")
-        reader = _make_reader(prepared, ctx, size)
+        reader = _make_reader(prepared, ctx, size,
+                              uniform=settings["calibrate_method"] != "minmax")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -196,9 +197,14 @@ def _pre_process(source: Path, target: Path) -> tuple[Path, str]:
     return source, "skipped: " + "; ".join(notes)
 
 
-def _make_reader(model_file: Path, ctx: BuildContext, size: int) -> Any:
+def _make_reader(model_file: Path, ctx: BuildContext, size: int, *, uniform: bool) -> Any:
     """A CalibrationDataReader over the context's batches: graph inputs only, at most ``size``
-    rows (0: all), cast to the dtypes the graph declares."""
+    rows (0: all), cast to the dtypes the graph declares.
+
+    ``uniform``: every batch gets one shape. ORT's histogram calibrators (entropy, percentile)
+    stack each tensor over all batches with ``np.asarray`` and fail on per-batch padding
+    ("inhomogeneous shape"); MinMax reduces batch by batch and takes any shapes.
+    """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -206,35 +212,61 @@ def _make_reader(model_file: Path, ctx: BuildContext, size: int) -> Any:
     dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
               for i in graph.input}
 
+    def limited() -> Iterator[dict[str, np.ndarray]]:
+        seen = 0
+        for feed in ctx.calibration_batches():
+            missing = [n for n in dtypes if n not in feed]
+            if missing:
+                raise BackendError(problem("calibration batch", sorted(feed),
+                                           f"inputs {sorted(dtypes)}",
+                                           "calibrate with the model's own tokenizer"))
+            take = len(next(iter(feed.values())))
+            if size > 0:
+                take = min(take, size - seen)
+            if take <= 0:
+                return
+            seen += take
+            yield {n: np.ascontiguousarray(feed[n][:take], dtype=d) for n, d in dtypes.items()}
+
     class Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
             self.rows = 0
-            self._it: Iterator[dict[str, np.ndarray]] = self._batches()
-
-        def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-            for feed in ctx.calibration_batches():
-                missing = [n for n in dtypes if n not in feed]
-                if missing:
-                    raise BackendError(problem("calibration batch", sorted(feed),
-                                               f"inputs {sorted(dtypes)}",
-                                               "calibrate with the model's own tokenizer"))
-                take = len(next(iter(feed.values())))
-                if size > 0:
-                    take = min(take, size - self.rows)
-                if take <= 0:
-                    return
-                self.rows += take
-                yield {n: np.ascontiguousarray(feed[n][:take], dtype=d) for n, d in dtypes.items()}
+            self._it: Iterator[dict[str, np.ndarray]] = iter(())
+            self.rewind()
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
+            feed = next(self._it, None)
+            if feed is not None:
+                self.rows += len(next(iter(feed.values())))
+            return feed
 
         def rewind(self) -> None:
             self.rows = 0
-            self._it = self._batches()
+            self._it = _uniform(list(limited())) if uniform else limited()
 
-    reader = Reader()
-    return reader
+    return Reader()
+
+
+def _uniform(feeds: list[dict[str, np.ndarray]],
+             batch: int = 32) -> Iterator[dict[str, np.ndarray]]:
+    """Re-batch to one (batch, longest) shape: right-pad with the batch's own pad values
+    (mask 0), and fill the last batch with rows from the start (a few rows count twice)."""
+    if not feeds:
+        return
+    longest = max(next(iter(f.values())).shape[1] for f in feeds)
+    rows: dict[str, list[np.ndarray]] = {}
+    for feed in feeds:
+        for name, array in feed.items():
+            pad = array[:, -1:] if name == "input_ids" else np.zeros_like(array[:, -1:])
+            widened = np.concatenate([array, np.repeat(pad, longest - array.shape[1], axis=1)],
+                                     axis=1) if array.shape[1] < longest else array
+            rows.setdefault(name, []).append(widened)
+    merged = {name: np.concatenate(parts) for name, parts in rows.items()}
+    total = len(next(iter(merged.values())))
+    batch = min(batch, total)
+    for start in range(0, total, batch):
+        index = np.arange(start, start + batch) % total
+        yield {name: np.ascontiguousarray(array[index]) for name, array in merged.items()}
 
 
 def _versions() -> dict[str, str]:

@@ -7,6 +7,7 @@ through the ``pytest_quantgate.backends`` entry-point group (value: a ``BackendK
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
@@ -144,6 +145,7 @@ COMMON = {
 }
 
 
+@functools.cache
 def all_kinds() -> dict[str, BackendKind]:
     """Built-in kinds plus those registered by installed packages' entry points."""
     from importlib.metadata import entry_points

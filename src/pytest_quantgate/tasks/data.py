@@ -38,6 +38,9 @@ def read_model_facts(model_dir: Path) -> ModelFacts:
     except ValueError as exc:
         raise DataError(problem(str(path), f"invalid JSON ({exc})", "a JSON object",
                                 "re-save the model with save_pretrained()")) from None
+    if not isinstance(config, dict):
+        raise DataError(problem(str(path), type(config).__name__, "a JSON object",
+                                "re-save the model with save_pretrained()"))
     id2label = config.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise DataError(problem(f"{path}: id2label", id2label, "a mapping of class id to label",
@@ -50,7 +53,7 @@ def read_model_facts(model_dir: Path) -> ModelFacts:
     if [k for k, _ in pairs] != list(range(len(pairs))):
         raise DataError(problem(f"{path}: id2label ids", [k for k, _ in pairs],
                                 f"0..{len(pairs) - 1} without gaps", "re-number the labels"))
-    return ModelFacts(tuple(v for _, v in pairs), int(config.get("vocab_size", 0)),
+    return ModelFacts(tuple(v for _, v in pairs), int(config.get("vocab_size") or 0),
                       str(config.get("model_type", "unknown")))
 
 
@@ -69,7 +72,7 @@ def read_examples(path: Path, labels: tuple[str, ...], *, require_label: bool = 
                 continue
             where = f"{path}:{number}"
             try:
-                record = json.loads(raw)
+                record = json.loads(raw.strip())
             except ValueError as exc:
                 raise DataError(problem(where, raw.strip()[:60], 'a JSON object like {"text": '
                                         '"...", "label": "..."}', f"fix that line ({exc})")) from None
@@ -98,7 +101,8 @@ def _label(value: object, by_name: dict[str, int], labels: tuple[str, ...], wher
         return value
     elif isinstance(value, str) and value in by_name:
         return by_name[value]
-    elif isinstance(value, str) and value.isdigit() and int(value) < len(labels):
+    elif isinstance(value, str) and value.isascii() and value.isdigit() \
+            and int(value) < len(labels):
         return int(value)
     raise DataError(problem(f"{where}: label", value, f"one of {list(labels)} or an id "
                             f"0..{len(labels) - 1}", "fix the label or the model's id2label"))

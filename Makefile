@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# PyTorch is pinned to the CPU wheel (2.13.0) here, in the set-up, not in the package metadata:
+# a plain `torch` requirement would pull a CUDA build of several GB.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.quantgate-installed
+DEMO := examples/headlines
+
+.PHONY: setup demo test lint unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Builds the demo data and model (seconds; skipped when up to date), then runs the gate on it.
+demo: setup
+	$(PY) -m fixtures.build_demo $(DEMO)
+	cd $(DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check src tests fixtures benchmarks examples
+	$(PY) -m mypy
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+bench: setup
+	$(PY) benchmarks/gate_overhead.py
+
+clean:
+	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \
+		$(DEMO)/data $(DEMO)/reports
