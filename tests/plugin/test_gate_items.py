@@ -34,7 +34,7 @@ def test_failing_gate_reads_like_a_diagnosis(project):
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*quantgate::swapped::logits failed: max_abs_logit * > 0.001 on 45/45 inputs*"
-        "would pass with max_abs_logit>=*",
+        "would pass with max_abs_logit=*",
         "*worst inputs (5 shown; reference | swapped):*",
         "*reference * | backend *",
         "*quantgate::swapped::topk failed: top1_agreement * < 0.999 on */45 inputs (95% CI*",
