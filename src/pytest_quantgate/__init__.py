@@ -8,7 +8,6 @@ script can use: ``config.load`` -> ``session.GateSession`` -> ``records.CheckRes
 from __future__ import annotations
 
 
-
 def __getattr__(name: str) -> str:
     # importlib.metadata costs ~0.1 s; only pay it when someone asks for the version.
     if name == "__version__":

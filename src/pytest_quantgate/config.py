@@ -7,16 +7,18 @@ paths given on the command line are relative to the directory pytest was started
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from .backends.registry import BUILTIN, BackendDecl, declare
 from .errors import ConfigError, problem
-PADDINGS = ("longest", "max_length")  # tasks.batching uses the same names; no numpy here
 from .thresholds import validate as validate_thresholds
+
+PADDINGS = ("longest", "max_length")  # defined here, not in tasks.batching: no numpy import
 
 TASKS = ("text-classification",)
 PLANNED_TASKS = {"causal-lm": "the causal-LM task (perplexity gate) is not implemented yet"}

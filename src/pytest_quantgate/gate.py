@@ -88,6 +88,7 @@ def evaluate(
                 "(FP16 overflow in LayerNorm or softmax is the usual cause)", (), n,
                 worst(everything), expected_failure)
             continue
+        measures: tuple[Measure, ...]
         if check == "logits":
             measures = (measure("max_abs_logit", row_diff > thresholds["max_abs_logit"]),
                         measure("mean_abs_logit"), measure("kl_div"))

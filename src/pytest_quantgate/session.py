@@ -189,6 +189,7 @@ class GateSession:
                           infer_seconds=meta["infer_seconds"], reference_cached=True)
 
     def _save_reference(self, run: BackendRun) -> None:
+        assert run.logits is not None and run.info is not None and run.shapes is not None
         folder = self._reference_dir()
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".logits.tmp-{id(run)}.npy"

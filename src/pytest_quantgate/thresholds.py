@@ -32,10 +32,12 @@ class Key:
 KEYS: dict[str, Key] = {
     k.name: k
     for k in (
-        Key("max_abs_logit", float, 0.0, None, "<=", "logits", "largest |logit diff| on any input"),
-        Key("mean_abs_logit", float, 0.0, None, "<=", "logits", "mean |logit diff| over all logits"),
+        Key("max_abs_logit", float, 0.0, None, "<=", "logits",
+            "largest absolute logit difference on any input"),
+        Key("mean_abs_logit", float, 0.0, None, "<=", "logits",
+            "mean absolute logit difference over all logits"),
         Key("kl_div", float, 0.0, None, "<=", "logits",
-            "mean KL(reference softmax || backend softmax)"),
+            "mean KL divergence of the backend softmax from the reference softmax"),
         Key("top1_agreement", float, 0.0, 1.0, ">=", "topk",
             "share of inputs whose top-1 label matches the reference"),
         Key("topk", int, 1, None, "param", "topk", "k of the top-k overlap"),

@@ -73,7 +73,8 @@ class Backends:
         if kind == USER_ONNX:
             from pytest_quantgate.backends.onnx_export import MODEL_FILE, fp32_export
 
-            export = fp32_export(self.ctx, "legacy", 17)
+            defaults = registry.BUILTIN["onnx-fp32"].options
+            export = fp32_export(self.ctx, defaults["exporter"].default, defaults["opset"].default)
             return registry.declare(USER_ONNX, "onnx", {"path": str(export.path / MODEL_FILE)},
                                     "conformance")
         return registry.declare(kind, kind, {}, "conformance")

@@ -226,3 +226,59 @@ def test_dynamo_exporter_matches_torch(demo: Demo, tmp_path: Path) -> None:
                                 input_names=INPUT_NAMES, max_length=64)
     assert details["opset"] == 18 and details["verify_max_abs_diff"] < 1e-4
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
+
+
+@pytest.mark.parametrize("kind", [k for k in MODEL_KINDS if k != "fake"])
+def test_feed_longer_than_the_model_raises_backend_error(backends: Backends, demo: Demo,
+                                                         kind: str) -> None:
+    feed = demo.feed(texts(demo, 1), 300)  # max_position_embeddings is 128
+    with pytest.raises(BackendError, match=r"inference: got .*check the feed shapes"):
+        backends.get(kind).infer(feed)
+
+
+def test_option_and_environment_errors_say_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_quantgate.backends.onnx_quantize import resolve_op_types
+    from pytest_quantgate.backends.onnx_runner import session_threads
+    from pytest_quantgate.errors import ConfigError
+
+    assert resolve_op_types("default") == ["MatMul"] and resolve_op_types("all") == "all"
+    with pytest.raises(ConfigError, match=r"op_types.*got \[\], expected 'default', 'all' or a "
+                                          r"non-empty list.*write e\.g\."):
+        resolve_op_types([])
+    monkeypatch.setenv("QUANTGATE_THREADS", "two")
+    with pytest.raises(BackendError, match=r"QUANTGATE_THREADS: got 'two', expected a positive "
+                                           r"whole number of threads; export QUANTGATE_THREADS=2"):
+        session_threads()
+    monkeypatch.setenv("QUANTGATE_THREADS", "3")
+    assert session_threads() == 3
+
+
+def test_static_int8_unsupported_type_pair(backends: Backends) -> None:
+    from pytest_quantgate.errors import ConfigError
+
+    backends.skip_if_unavailable("onnx-int8-static")
+    decl = registry.declare("s", "onnx-int8-static",
+                            {"activation_type": "qint8", "weight_type": "quint8"}, "test")
+    with pytest.raises(ConfigError, match=r"a pair ONNX Runtime supports; use activation_type"):
+        registry.create_runner(decl, backends.ctx)
+
+
+def test_export_errors_name_the_fix(demo: Demo, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transformers")
+    from pytest_quantgate.backends import onnx_export
+
+    with pytest.raises(DataError, match=r"model directory: got '.*nope'.*fix model = \.\.\."):
+        onnx_export.load_classifier(tmp_path / "nope")
+    with pytest.raises(BackendError, match=r"ONNX exporter: got 'jit'"):
+        onnx_export.export_classifier(demo.model_dir, tmp_path / "m.onnx", exporter="jit",
+                                      opset=17, input_names=INPUT_NAMES, max_length=64)
+    with pytest.raises(BackendError, match=r"inputs to swap: got \['input_ids', 'labels'\]"):
+        onnx_export.export_classifier(demo.model_dir, tmp_path / "m.onnx", exporter="legacy",
+                                      opset=17, input_names=INPUT_NAMES, max_length=64,
+                                      swap_names=("input_ids", "labels"))
+    monkeypatch.setattr(onnx_export, "VERIFY_TOLERANCE", 0.0)  # nothing can pass: the check runs
+    with pytest.raises(BackendError, match=r"vs torch, max \|logit diff\|: got .*expected < 0\.0; "
+                                           r"the export is wrong"):
+        onnx_export.export_classifier(demo.model_dir, tmp_path / "m.onnx", exporter="legacy",
+                                      opset=17, input_names=INPUT_NAMES, max_length=64)

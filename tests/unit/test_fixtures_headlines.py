@@ -7,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fixtures import headlines
 from fixtures.headlines import LABELS, NHS_HEADLINE, generate, write_dataset
 
@@ -21,8 +20,15 @@ def data() -> dict[str, list[dict[str, str]]]:
 
 def test_labels_in_id_order() -> None:
     assert LABELS == (
-        "World", "Sports", "Business", "Sci/Tech", "health",
-        "education", "climate", "security", "tech-policy",
+        "World",
+        "Sports",
+        "Business",
+        "Sci/Tech",
+        "health",
+        "education",
+        "climate",
+        "security",
+        "tech-policy",
     )
 
 
@@ -53,7 +59,9 @@ def test_records_are_well_formed(data: dict[str, list[dict[str, str]]]) -> None:
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_every_label_present_and_balanced(data: dict[str, list[dict[str, str]]], split: str) -> None:
+def test_every_label_present_and_balanced(
+    data: dict[str, list[dict[str, str]]], split: str
+) -> None:
     counts = Counter(rec["label"] for rec in data[split])
     assert set(counts) == set(LABELS)
     mean = len(data[split]) / len(LABELS)
@@ -102,7 +110,8 @@ def test_write_dataset_is_byte_identical(tmp_path: Path) -> None:
         assert a[split].read_bytes() == b[split].read_bytes()
     # Rewriting in place is atomic and leaves no temp files behind.
     write_dataset(tmp_path / "a", seed=3)
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(f"{s}.jsonl" for s in SPLITS)
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(f"{s}.jsonl" for s in SPLITS)
 
 
 def test_written_jsonl_round_trips(tmp_path: Path) -> None:

@@ -188,8 +188,8 @@ class Runner(ABC):
     @abstractmethod
     def _describe_impl(self) -> BackendInfo: ...
 
-    def _close_impl(self) -> None:
+    def _close_impl(self) -> None:  # noqa: B027  (optional hook)
         """Release sessions and memory; the default has nothing to release."""
 
-    def _synchronize(self) -> None:
+    def _synchronize(self) -> None:  # noqa: B027  (optional hook)
         """Wait for asynchronous devices so timings are honest; CPU runners need nothing."""

@@ -93,7 +93,7 @@ class OnnxRunner(Runner):
             shapes = {k: tuple(v.shape) for k, v in feed.items()}
             raise BackendError(problem(f"backend {self.name!r} inference", first,
                                        "outputs for the feed", f"check the feed shapes {shapes} "
-                                       "against the model's inputs")) from None
+                                       "against the model (max_position_embeddings)")) from None
         return dict(zip(self._outputs, values, strict=True))
 
     def _describe_impl(self) -> BackendInfo:

@@ -62,10 +62,17 @@ class TorchRunner(Runner):
         import torch
 
         inputs = {k: torch.from_numpy(v) for k, v in feed.items()}
-        with torch.inference_mode():
-            logits = self._model(**inputs).logits
-            if logits.dtype != torch.float32:  # numpy has no bfloat16: widen inside torch
-                logits = logits.float()
+        try:
+            with torch.inference_mode():
+                logits = self._model(**inputs).logits
+                if logits.dtype != torch.float32:  # numpy has no bfloat16: widen inside torch
+                    logits = logits.float()
+        except (RuntimeError, IndexError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            shapes = {k: tuple(v.shape) for k, v in feed.items()}
+            raise BackendError(problem(f"backend {self.name!r} inference", first,
+                                       "logits for the feed", f"check the feed shapes {shapes} "
+                                       "against the model (max_position_embeddings)")) from None
         return {"logits": logits.numpy()}
 
     def _describe_impl(self) -> BackendInfo:

@@ -34,7 +34,7 @@ class BackendCollector(pytest.Collector):
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         st: State = self.config.stash[STATE_KEY]
         assert st.config is not None
-        items = []
+        items: list[pytest.Item | pytest.Collector] = []
         for check in CHECKS:
             item = GateItem.from_parent(self, name=check, nodeid=f"{self.nodeid}::{check}",
                                         backend=self.name, check=check)

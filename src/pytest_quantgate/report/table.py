@@ -49,7 +49,7 @@ def short_reason(result: CheckResult) -> str:
 
 
 def rows(gate: GateSession) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for name in [gate.config.reference, *gate.judged()]:
         run = gate.run(name)
         info = run.info
@@ -75,7 +75,7 @@ def render(table: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> li
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     def line(r: Sequence[str]) -> str:
         return "  ".join(str(c).ljust(w) if i == 0 or i == len(r) - 1 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in table)]
 
 

@@ -94,7 +94,7 @@ class _AutoBackend:
     def encode(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         out = self._tok(texts, truncation=True, max_length=self._max_length,
                         return_token_type_ids=True)
-        return [(ids, types) for ids, types in zip(out["input_ids"], out["token_type_ids"])]
+        return [(ids, types) for ids, types in zip(out["input_ids"], out["token_type_ids"], strict=True)]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

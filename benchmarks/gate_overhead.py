@@ -1,0 +1,111 @@
+"""Gate overhead: the gate's wall time over the golden set vs the bare backend calls.
+
+With a warm cache (artifacts and reference outputs built once first), for each backend and in
+one process, interleaved over several rounds so machine noise hits both sides alike:
+
+* gate   - what the gate spends on a backend once its runner is loaded: batching and padding,
+           the base runner's feed checks and output copies, the runtime calls, putting results
+           back in order, and every metric and verdict (``predict_logits`` + ``evaluate``);
+* bare   - the runtime calls alone (``runner._infer_impl``) on the very same padded feeds;
+* load   - loading the runner from the cache (reported, not in the ratio: a bare script pays it
+           too).
+
+Prints one row per backend and the ratio gate/bare (target <= 1.2).
+
+    python benchmarks/gate_overhead.py [--project examples/headlines] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=ROOT / "examples" / "headlines")
+    parser.add_argument("--backends", default="onnx-fp32,onnx-int8-dynamic,onnx-int8-static,"
+                        "torch-fp32,torch-int8-dynamic")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    from fixtures.build_demo import build
+
+    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.gate import evaluate
+    from pytest_quantgate.manifest import cpu_flags, package_versions
+    from pytest_quantgate.session import GateSession
+    from pytest_quantgate.tasks.batching import batches
+    from pytest_quantgate.tasks.text_classification import predict_logits, shape_policy
+
+    project = args.project.resolve()
+    if project == (ROOT / "examples" / "headlines").resolve():
+        build(project)
+    pyproject = project / "pyproject.toml"
+    names = [n for n in args.backends.split(",") if n]
+    cfg = load(read_table(pyproject), base_dir=project, cli={"backends": None}, cli_dir=project,
+               source=str(pyproject))
+    gate = GateSession(cfg)
+    for name in names:  # warm: build every artifact and the reference outputs once
+        gate.run(name)
+    ref = gate.run(cfg.reference).logits
+    items, labels = gate.encoded, gate.labels
+    texts = [e.text for e in gate.examples]
+
+    rows = []
+    timings: dict[str, dict[str, list[float]]] = {n: {"gate": [], "bare": [], "load": []}
+                                                  for n in names}
+    for _ in range(args.rounds):
+        for name in names:
+            gate.runners.pop(name).close() if name in gate.runners else None
+            start = time.perf_counter()
+            runner = gate.runner(name)
+            timings[name]["load"].append(time.perf_counter() - start)
+            shapes = shape_policy(runner, cfg.padding, cfg.batch_size)
+            feeds = [runner._prepare_feed(b.feed) for b in batches(
+                items, batch_size=cfg.batch_size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
+                max_length=cfg.max_length, static_length=shapes.static_length,
+                static_batch=shapes.static_batch)]
+            start = time.perf_counter()
+            for feed in feeds:
+                runner._infer_impl(feed)
+            timings[name]["bare"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            out, _ = predict_logits(runner, items, batch_size=cfg.batch_size, padding=cfg.padding,
+                                    pad_id=gate.encoder.pad_id, max_length=cfg.max_length,
+                                    num_labels=len(gate.facts.labels))
+            evaluate(backend=name, thresholds=gate.thresholds(name), ref=ref, out=out,
+                     labels=labels, label_names=gate.facts.labels, texts=texts,
+                     worst_n=cfg.worst)
+            timings[name]["gate"].append(time.perf_counter() - start)
+    gate.close()
+
+    print(f"{len(items)} golden inputs, batch {cfg.batch_size}, padding {cfg.padding}, "
+          f"{args.rounds} interleaved rounds, medians")
+    print(f"machine: {platform.processor() or platform.machine()}, flags {cpu_flags()}; "
+          f"python {platform.python_version()}")
+    versions = package_versions()
+    print("versions: " + ", ".join(f"{k} {versions[k]}" for k in
+                                   ("torch", "onnxruntime", "numpy", "tokenizers") if k in versions))
+    header = f"{'backend':<22}{'load s':>9}{'bare s':>9}{'gate s':>9}{'gate/bare':>11}"
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        t = {k: statistics.median(v) for k, v in timings[name].items()}
+        ratio = t["gate"] / t["bare"]
+        rows.append((name, ratio))
+        print(f"{name:<22}{t['load']:>9.3f}{t['bare']:>9.3f}{t['gate']:>9.3f}{ratio:>11.3f}")
+    worst = max(r for _, r in rows)
+    print(f"worst ratio {worst:.3f} (target <= 1.2): {'OK' if worst <= 1.2 else 'OVER'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
