@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import Artifact
-from ..errors import BackendError, ConfigError, DataError, problem
+from ..errors import BackendError, ConfigError, DataError, QuantgateError, problem
 from .onnx_export import MODEL_FILE, read_details, write_details
 from .registry import BuildContext
 
@@ -127,7 +127,7 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
                                              _CALIBRATE[settings["calibrate_method"]]),
                     calibration_providers=["CPUExecutionProvider"],
                 )
-            except BackendError:
+            except QuantgateError:
                 raise
             except Exception as exc:  # ORT's messages are long; keep the first line
                 if reader.rows == 0:
