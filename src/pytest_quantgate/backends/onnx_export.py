@@ -85,7 +85,8 @@ def export_classifier(
                 shapes = (tuple({0: batch, 1: seq} for _ in names),)
                 torch.onnx.export(wrapper, args, str(out_file), input_names=list(names),
                                   output_names=["logits"], opset_version=opset, dynamo=True,
-                                  dynamic_shapes=shapes, external_data=external, verbose=False)
+                                  dynamic_shapes=shapes, external_data=external, verbose=False,
+                                  artifacts_dir=str(out_file.parent))
         except Exception as exc:  # exporter errors are pages long; keep the first line
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise BackendError(problem(f"ONNX export ({exporter}, opset {opset}) of {model_dir}",
