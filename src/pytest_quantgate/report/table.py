@@ -83,4 +83,7 @@ def _f(values: dict[str, float], key: str, fmt: str, neg: bool = False) -> str:
     if key not in values:
         return "-"
     # Deltas are stored as reference minus backend (a drop is positive); show the change.
-    return fmt.format(-values[key] if neg else values[key])
+    value = -values[key] if neg else values[key]
+    if neg and abs(value) < 0.0005:
+        value = 0.0  # no "-0.000": a change that rounds to nothing shows as +0.000
+    return fmt.format(value)
