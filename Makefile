@@ -21,6 +21,7 @@ setup: $(STAMP)
 # Builds the demo data and model (seconds; skipped when up to date), then runs the gate on it.
 demo: setup
 	$(PY) -m fixtures.build_demo $(DEMO)
+	cd $(DEMO) && ../../$(PY) make_user_export.py
 	cd $(DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
 
 test: setup lint

@@ -22,5 +22,14 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
         word, reason = backend_verdict(gate, name)
         if word != "PASS" and reason:
             reporter.write_line(f"{name}: {word}: {reason}")
+    for name in gate.judged():
+        # Expected failures show no FAILURES entry, so their diagnosis is told here.
+        failed = [r for r in gate.results(name).values() if r.verdict == "failed"]
+        if name in cfg.expect_fail and failed:
+            from ..report.diagnosis import diagnosis
+
+            topk = [r for r in failed if r.check == "topk"]
+            reporter.write_line("")
+            reporter.write_line("(expected) " + diagnosis((topk or failed)[0]))
     if "json" in st.outcomes:
         reporter.write_line(f"quantgate JSON report: {st.outcomes['json']}")
