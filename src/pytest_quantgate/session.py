@@ -26,7 +26,7 @@ from .config import Config
 from .errors import BackendUnavailable, DataError, QuantgateError, problem
 from .gate import evaluate
 from .records import CheckResult
-from .tasks.batching import batches, make_feed
+from .tasks.batching import Batch, batches, make_feed
 from .tasks.data import Example, ModelFacts, read_examples, read_model_facts
 from .tasks.text_classification import Shapes, predict_logits
 from .tasks.tokenizer import Encoded, TextEncoder
@@ -60,6 +60,7 @@ class GateSession:
         self._runs: dict[str, BackendRun] = {}
         self._results: dict[str, dict[str, CheckResult]] = {}
         self.metrics: dict[str, dict[str, float]] = {}
+        self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
 
     # -- data --------------------------------------------------------------------------------
     @cached_property
@@ -143,7 +144,8 @@ class GateSession:
             logits, shapes = predict_logits(
                 runner, self.encoded, batch_size=self.config.batch_size,
                 padding=self.config.padding, pad_id=self.encoder.pad_id,
-                max_length=self.config.max_length, num_labels=len(self.facts.labels))
+                max_length=self.config.max_length, num_labels=len(self.facts.labels),
+                batch_cache=self.batch_cache)
             seconds = time.perf_counter() - start
         except BackendUnavailable as exc:
             return BackendRun(name, decl.precision, "unavailable", str(exc))

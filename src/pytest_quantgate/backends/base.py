@@ -157,10 +157,11 @@ class Runner(ABC):
         out: dict[str, np.ndarray] = {}
         for name, value in raw.items():
             array = np.array(value, copy=True)
-            low = array.dtype.name == "bfloat16" or array.dtype.name.startswith("float8")
-            if array.dtype.kind == "f" and array.dtype.itemsize < 4 or low:
+            kind = array.dtype.kind  # .name is slow; look at it only for ml_dtypes' floats
+            if kind == "f" and array.dtype.itemsize < 4 or kind == "V" and (
+                    array.dtype.name == "bfloat16" or array.dtype.name.startswith("float8")):
                 array = array.astype(np.float32)
-            elif array.dtype.kind not in "fiub":
+            elif kind not in "fiub":
                 raise BackendError(
                     problem(f"backend {self.name!r} output {name!r} dtype", array.dtype.name,
                             "a numeric array", "return numpy arrays from _infer_impl")

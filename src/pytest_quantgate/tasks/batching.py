@@ -35,7 +35,7 @@ def make_feed(items: Sequence[Encoded], pad_id: int, length: int) -> dict[str, n
     mask = np.zeros((n, length), dtype=np.int64)
     types = np.zeros((n, length), dtype=np.int64)
     for row, item in enumerate(items):
-        k = min(len(item), length)
+        k = min(item.ids.shape[0], length)
         ids[row, :k] = item.ids[:k]
         mask[row, :k] = 1
         types[row, :k] = item.type_ids[:k]
@@ -53,7 +53,7 @@ def batches(
     static_batch: int | None = None,
 ) -> Iterator[Batch]:
     """Yield padded batches covering every item once; see the module docstring for the policy."""
-    lengths = np.fromiter((len(i) for i in items), dtype=np.int64, count=len(items))
+    lengths = np.fromiter((i.ids.shape[0] for i in items), dtype=np.int64, count=len(items))
     if static_length is None and padding == "longest":
         order = np.argsort(lengths, kind="stable")  # stable: same order on every run
     else:

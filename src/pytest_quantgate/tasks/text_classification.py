@@ -9,7 +9,7 @@ import numpy as np
 
 from ..backends.base import Runner
 from ..errors import BackendError, problem
-from .batching import batches
+from .batching import Batch, batches
 from .tokenizer import Encoded
 
 TASK = "text-classification"
@@ -43,13 +43,23 @@ def predict_logits(
     pad_id: int,
     max_length: int,
     num_labels: int,
+    batch_cache: dict[Shapes, list[Batch]] | None = None,
 ) -> tuple[np.ndarray, Shapes]:
-    """Logits of shape (len(items), num_labels), in the order of ``items``."""
+    """Logits of shape (len(items), num_labels), in the order of ``items``.
+
+    ``batch_cache`` keeps the padded batches per shape policy, so a gate of many backends pads
+    its inputs once (pass a fresh dict per list of items).
+    """
     shapes = shape_policy(runner, padding, batch_size)
+    planned = batch_cache.get(shapes) if batch_cache is not None else None
+    if planned is None:
+        planned = list(batches(items, batch_size=batch_size, padding=padding, pad_id=pad_id,
+                               max_length=max_length, static_length=shapes.static_length,
+                               static_batch=shapes.static_batch))
+        if batch_cache is not None:
+            batch_cache[shapes] = planned
     out: np.ndarray | None = None
-    for batch in batches(items, batch_size=batch_size, padding=padding, pad_id=pad_id,
-                         max_length=max_length, static_length=shapes.static_length,
-                         static_batch=shapes.static_batch):
+    for batch in planned:
         outputs = runner.infer(batch.feed)
         logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
         logits = logits[: len(batch.indices)]
