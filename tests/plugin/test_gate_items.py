@@ -103,3 +103,31 @@ def test_warm_run_loads_the_reference_from_the_cache(project):
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["reference"]["timing"]["reference_cached"] is True
     result.stdout.fnmatch_lines(["ref *0.0[*] *REFERENCE"])
+
+
+def test_backend_whose_runtime_is_missing_is_skipped_with_the_reason(project, monkeypatch):
+    from pytest_quantgate.backends import registry
+
+    monkeypatch.setattr(registry, "missing_requirements",
+                        lambda kind: ["onnxruntime"] if kind.kind == "onnx-fp32" else [])
+    pytester = project('backends = ["same", "onnx-fp32"]')
+    result = pytester.runpytest("--quantgate", "-rs")
+    result.assert_outcomes(passed=3, skipped=3)
+    result.stdout.fnmatch_lines([
+        "onnx-fp32 *-*SKIP",
+        "*backend 'onnx-fp32' needs onnxruntime, which is not installed here; "
+        "pip install 'pytest-quantgate[[]onnx[]]' to run it*",
+    ])
+    assert result.ret == 0
+
+
+def test_broken_backend_is_an_error_not_a_pass(project):
+    from conftest import BACKENDS_TOML
+
+    extra = ('\n[[tool.quantgate.backend]]\nname = "missing-file"\nkind = "onnx"\n'
+             'path = "nowhere.onnx"\n')
+    result = project('backends = ["missing-file"]',
+                     backends_toml=BACKENDS_TOML + extra).runpytest("--quantgate")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*quantgate::missing-file::logits error: *nowhere.onnx*",
+                                 "missing-file *ERROR"])
