@@ -84,11 +84,11 @@ def main() -> int:
                 static_batch=shapes.static_batch)]
             runner._infer_impl(feeds[0])  # first-call allocations: paid before either side
 
-            def bare() -> None:
+            def bare(runner=runner, feeds=feeds) -> None:  # type: ignore[no-untyped-def]
                 for feed in feeds:
                     runner._infer_impl(feed)
 
-            def judged() -> None:
+            def judged(runner=runner, name=name) -> None:  # type: ignore[no-untyped-def]
                 out, _ = predict_logits(runner, items, batch_size=cfg.batch_size,
                                         padding=cfg.padding, pad_id=gate.encoder.pad_id,
                                         max_length=cfg.max_length,

@@ -61,6 +61,7 @@ class GateSession:
         self._results: dict[str, dict[str, CheckResult]] = {}
         self.metrics: dict[str, dict[str, float]] = {}
         self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
+        self._extra: dict[str, dict[str, CheckResult]] = {}  # records of registered checks
 
     # -- data --------------------------------------------------------------------------------
     @cached_property
@@ -238,12 +239,40 @@ class GateSession:
         self._results[name] = out
         return out
 
+    def check(self, name: str, check: str) -> CheckResult:
+        """The record of any check of a backend: built-in ones from ``results``, others from
+        their registered function (run once, errors recorded, never passed)."""
+        from .checks import BUILTIN_CHECKS, EXTRA_CHECKS
+
+        if check in BUILTIN_CHECKS:
+            return self.results(name)[check]
+        done = self._extra.setdefault(name, {})
+        if check not in done:
+            expected = name in self.config.expect_fail
+            try:
+                result = EXTRA_CHECKS[check].run(self, name)
+            except BackendUnavailable as exc:
+                result = CheckResult(name, check, "skipped", str(exc))
+            except Exception as exc:  # a bug or a runtime's error: an error record, not a pass
+                first = (str(exc).strip().splitlines() or [""])[0][:300]
+                result = CheckResult(name, check, "error", f"{type(exc).__name__}: {first}")
+            if result.expected_failure != expected:
+                from dataclasses import replace
+
+                result = replace(result, expected_failure=expected)
+            done[check] = result
+        return done[check]
+
+    def records(self, name: str) -> dict[str, CheckResult]:
+        """Every record of a backend computed so far, built-in checks first."""
+        return {**self.results(name), **self._extra.get(name, {})}
+
     def judged(self) -> list[str]:
         """Backends whose checks have run, in configured order (a -k run judges fewer)."""
         return [name for name in self.config.backends if name in self._results]
 
     def all_results(self) -> list[CheckResult]:
-        return [r for name in self.config.backends for r in self.results(name).values()]
+        return [r for name in self.judged() for r in self.records(name).values()]
 
     def close(self) -> None:
         for runner in self.runners.values():

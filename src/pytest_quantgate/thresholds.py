@@ -51,7 +51,6 @@ KEYS: dict[str, Key] = {
     )
 }
 
-CHECKS = ("logits", "topk", "accuracy")
 
 # Defaults per precision. fp32: float noise between runtimes measured on the demo is ~1e-5, so
 # 1e-3 leaves room for other CPUs. fp16/bf16: rounding of a 10/7-bit mantissa over logits of

@@ -131,3 +131,26 @@ def test_broken_backend_is_an_error_not_a_pass(project):
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(["*quantgate::missing-file::logits error: *nowhere.onnx*",
                                  "missing-file *ERROR"])
+
+
+def test_registered_check_gets_an_item_per_backend(project):
+    pytester = project('backends = ["same", "drifty"]')
+    pytester.syspathinsert()
+    pytester.makepyfile(mychecks="""
+        from pytest_quantgate.checks import CheckSpec, register
+        from pytest_quantgate.records import CheckResult
+
+        def judge(gate, backend):
+            if backend == "drifty":
+                raise RuntimeError("probe exploded\\nsecond line")
+            return CheckResult(backend, "probe", "passed", "fine")
+
+        register(CheckSpec("probe", "mychecks:judge", lambda gate, name: True))
+    """)
+    pytester.makeconftest("import mychecks\n")
+    result = pytester.runpytest("--quantgate", "-v", "-k", "probe")
+    result.stdout.fnmatch_lines([
+        "*quantgate::same::probe PASSED*",
+        "*quantgate::drifty::probe FAILED*",
+        "*quantgate::drifty::probe error: RuntimeError: probe exploded",
+    ])

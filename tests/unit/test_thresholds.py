@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from pytest_quantgate.backends.base import PRECISIONS
+from pytest_quantgate.checks import BUILTIN_CHECKS as CHECKS
 from pytest_quantgate.errors import ConfigError
-from pytest_quantgate.thresholds import CHECKS, DEFAULTS, KEYS, resolve, validate
+from pytest_quantgate.thresholds import DEFAULTS, KEYS, resolve, validate
 
 WHERE = "marker quantgate"
 

@@ -8,8 +8,6 @@ import pytest
 
 from .state import STATE_KEY, State
 
-CHECKS = ("logits", "topk", "accuracy")
-
 
 class QuantgateFailure(Exception):
     """A gate check failed; its text is the diagnosis."""
@@ -34,8 +32,10 @@ class BackendCollector(pytest.Collector):
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         st: State = self.config.stash[STATE_KEY]
         assert st.config is not None
+        from ..checks import checks_for
+
         items: list[pytest.Item | pytest.Collector] = []
-        for check in CHECKS:
+        for check in checks_for(st.session(), self.name):
             item = GateItem.from_parent(self, name=check, nodeid=f"{self.nodeid}::{check}",
                                         backend=self.name, check=check)
             if self.name in st.config.expect_fail:
@@ -59,10 +59,11 @@ class GateItem(pytest.Item):
 
     def runtest(self) -> None:
         st: State = self.config.stash[STATE_KEY]
-        results = st.session().results(self.backend)
-        result = results[self.check]
+        gate = st.session()
+        result = gate.check(self.backend, self.check)
         st.outcomes[self.nodeid] = result.verdict
-        failing = [r for r in results.values() if r.verdict in ("failed", "error")]
+        failing = [r for r in gate.records(self.backend).values()
+                   if r.verdict in ("failed", "error")]
         if result.expected_failure and failing and result not in failing:
             # Expected failure is a property of the backend: its other checks xfail with it.
             raise QuantgateFailure(f"{self.nodeid}: {result.verdict} on its own; the backend "

@@ -13,7 +13,7 @@ HEADER = ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1
 
 def backend_verdict(gate: GateSession, name: str) -> tuple[str, str]:
     """(verdict word, one-line reason) of a backend from its check records."""
-    results = gate.results(name).values()
+    results = gate.records(name).values()
     expected = name in gate.config.expect_fail
     if any(r.verdict == "error" for r in results):
         word = "ERROR"
