@@ -35,7 +35,9 @@ unit: setup
 	$(PY) -m pytest tests/unit -q
 
 bench: setup
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/gate_overhead.py
+	$(PY) benchmarks/vs_polygraphy.py
 
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \

@@ -62,4 +62,4 @@ def _load_builtin_specs() -> None:
 
 # Modules whose import registers CheckSpecs. Each must stay import-light (no numpy-heavy work,
 # no frameworks at module level): they run at collection time.
-_SPEC_MODULES: tuple[str, ...] = ()
+_SPEC_MODULES: tuple[str, ...] = ("pytest_quantgate.inspect.specs",)

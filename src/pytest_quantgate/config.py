@@ -15,6 +15,7 @@ from typing import Any
 import tomllib
 
 from .backends.registry import BUILTIN, BackendDecl, declare
+from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
 from .thresholds import validate as validate_thresholds
 
@@ -29,7 +30,7 @@ class Field:
     """One configuration key: type, default, help, and how a CLI string is parsed."""
 
     key: str
-    kind: str  # "str" | "path" | "int" | "list" | "choice"
+    kind: str  # "str" | "path" | "int" | "list" | "choice" | "bool" | "ints"
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -48,6 +49,13 @@ class Field:
                                           f"e.g. {self.option}={self.default}")) from None
         if self.kind == "list":
             return [part.strip() for part in text.split(",") if part.strip()]
+        if self.kind == "ints":
+            try:
+                return [int(part) for part in text.split(",") if part.strip()]
+            except ValueError:
+                raise ConfigError(problem(f"option {self.option}", text,
+                                          "whole numbers separated by commas",
+                                          f"e.g. {self.option}=1,32")) from None
         return text
 
 
@@ -67,9 +75,17 @@ FIELDS: tuple[Field, ...] = (
     Field("json", "path", None, "write the JSON report here"),
     Field("expect_fail", "list", [], "backends known to fail: their items are xfail(strict)"),
     Field("worst", "int", 5, "worst inputs shown per failing check", minimum=0),
+    Field("latency", "bool", False, "time each backend through pytest-benchmark: one "
+          "quantgate::<backend>::latency[bN] item per batch size"),
+    Field("latency_batch_sizes", "ints", [1, 32], "batch sizes the latency items time",
+          minimum=1),
+    Field("latency_rounds", "int", 20, "timed rounds per latency item", minimum=2),
+    Field("latency_warmup", "int", 2, "untimed warm-up rounds before them", minimum=0),
+    Field("compare", "path", None, "baseline to compare with: a quantgate JSON report or a "
+          "pytest-benchmark saved run; a regression fails its item"),
 )
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
-TABLE_KEYS = ("thresholds", "backend")
+TABLE_KEYS = ("thresholds", "backend", "tolerances")
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,12 @@ class Config:
     thresholds: Mapping[str, Mapping[str, float | int]] = field(default_factory=dict)
     base_dir: Path = Path(".")
     source: str = "defaults"
+    latency: bool = False
+    latency_batch_sizes: tuple[int, ...] = (1, 32)
+    latency_rounds: int = 20
+    latency_warmup: int = 2
+    compare: Path | None = None
+    tolerances: Mapping[str, Tolerance | float] = field(default_factory=dict)
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
@@ -191,13 +213,21 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         batch_size=values["batch_size"], cache_dir=values["cache_dir"], json=values["json"],
         expect_fail=tuple(values["expect_fail"]), worst=values["worst"], declared=declared,
         thresholds=thresholds, base_dir=base_dir, source=source,
+        latency=values["latency"], latency_batch_sizes=tuple(values["latency_batch_sizes"]),
+        latency_rounds=values["latency_rounds"], latency_warmup=values["latency_warmup"],
+        compare=values["compare"],
+        tolerances=validate_tolerances(table.get("tolerances", {}), f"{where}: tolerances"),
     )
 
 
 def _check(f: Field, value: Any, where: str, base: Path) -> Any:
     expect = {"str": "a string", "path": "a path string", "int": "a whole number",
-              "list": "a list of strings", "choice": f"one of {list(f.choices)}"}[f.kind]
+              "list": "a list of strings", "choice": f"one of {list(f.choices)}",
+              "bool": "true or false",
+              "ints": f"a non-empty list of whole numbers >= {f.minimum or 0}"}[f.kind]
     fix = f"e.g. {f.key} = {f.default!r}" if f.default not in (None, []) else "see the README"
+    if f.kind == "bool":
+        fix = f"write {f.key} = true or {f.key} = false"
     ok: Callable[[Any], bool] = {
         "str": lambda v: isinstance(v, str) and bool(v),
         "path": lambda v: isinstance(v, (str, Path)) and bool(str(v)),
@@ -205,6 +235,9 @@ def _check(f: Field, value: Any, where: str, base: Path) -> Any:
         and (f.minimum is None or v >= f.minimum),
         "list": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
         "choice": lambda v: v in f.choices,
+        "bool": lambda v: isinstance(v, bool),
+        "ints": lambda v: isinstance(v, list) and bool(v) and all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= (f.minimum or 0) for x in v),
     }[f.kind]
     if f.key == "task" and isinstance(value, str) and value in PLANNED_TASKS:
         raise ConfigError(problem(where, value, f"one of {list(TASKS)}",
@@ -216,7 +249,7 @@ def _check(f: Field, value: Any, where: str, base: Path) -> Any:
     if f.kind == "path":
         path = Path(value).expanduser()
         return path if path.is_absolute() else (base / path)
-    return list(value) if f.kind == "list" else value
+    return list(value) if f.kind in ("list", "ints") else value
 
 
 def _declared_backends(entries: Any, where: str) -> dict[str, BackendDecl]:

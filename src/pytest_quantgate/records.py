@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA = 1
+SCHEMA = 2  # 2: CheckResult.details (causes, provenance, counts); 1 had none
 VERDICTS = ("passed", "failed", "error", "skipped", "missing")
 
 
@@ -56,6 +56,9 @@ class CheckResult:
     n_inputs: int = 0
     worst: tuple[Worst, ...] = ()
     expected_failure: bool = False
+    # What a check found beyond its measures (plain JSON values): "causes" (one line each, shown
+    # as "cause:" in the diagnosis), "notes", counts, the calibration set's provenance...
+    details: dict[str, Any] = field(default_factory=dict)
     schema: int = field(default=SCHEMA)
 
     @property
@@ -75,4 +78,5 @@ class CheckResult:
                                "backend": tuple(map(tuple, w["backend"]))})
                       for w in data.get("worst", ()))
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**{**fields, "measures": measures, "worst": worst})
+        return cls(**{**fields, "measures": measures, "worst": worst,
+                      "details": dict(data.get("details") or {})})

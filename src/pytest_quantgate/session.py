@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from .tasks.data import Example, ModelFacts, read_examples, read_model_facts
 from .tasks.text_classification import Shapes, predict_logits
 from .tasks.tokenizer import Encoded, TextEncoder
 from .thresholds import resolve
+
+if TYPE_CHECKING:
+    from .latency import LatencyStats
 
 
 @dataclass
@@ -62,6 +65,7 @@ class GateSession:
         self.metrics: dict[str, dict[str, float]] = {}
         self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
         self._extra: dict[str, dict[str, CheckResult]] = {}  # records of registered checks
+        self.latency: dict[str, dict[int, LatencyStats]] = {}  # backend -> batch size -> timing
 
     # -- data --------------------------------------------------------------------------------
     @cached_property
@@ -236,6 +240,9 @@ class GateSession:
                 texts=[e.text for e in self.examples], worst_n=self.config.worst,
                 expected_failure=expected)
             self.metrics[name] = values
+            from .inspect.causes import explain
+
+            out = explain(self, name, out)  # a failure names its cause (docs/diagnostics.md)
         self._results[name] = out
         return out
 

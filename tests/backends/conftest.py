@@ -28,6 +28,7 @@ from pytest_quantgate.backends import registry  # noqa: E402
 from pytest_quantgate.backends.base import Runner  # noqa: E402
 from pytest_quantgate.backends.registry import BackendDecl, BuildContext  # noqa: E402
 from pytest_quantgate.cache import ArtifactCache, hash_path  # noqa: E402
+from pytest_quantgate.errors import BackendUnavailable  # noqa: E402
 
 MODEL_CACHE = ROOT / ".quantgate-test-cache" / "backends-tiny"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -92,7 +93,10 @@ class Backends:
         self.skip_if_unavailable(kind)
         decl = self.decl(kind)
         start = time.perf_counter()
-        runner = registry.create_runner(decl, self.ctx)
+        try:
+            runner = registry.create_runner(decl, self.ctx)
+        except BackendUnavailable as exc:  # no GPU, no GPU provider: the factory says why
+            pytest.skip(str(exc))
         return runner, time.perf_counter() - start
 
     def get(self, kind: str) -> Runner:

@@ -30,14 +30,17 @@ USER_ONNX = "user-onnx"  # the "onnx" kind, fed the fp32 export as a user's file
 
 def conformance_kinds() -> list[str]:
     """Every built-in kind; ``fake`` only once its module exists, ``onnx`` as a user's file."""
-    kinds = [k for k in registry.BUILTIN if k not in ("fake", "onnx")]
+    kinds = [k for k in registry.BUILTIN if k not in ("fake", "onnx", "tensorrt")]  # need a file
     if (Path(registry.__file__).parent / "fake.py").is_file():
         kinds.append("fake")
     return [*kinds, USER_ONNX]
 
 
 KINDS = conformance_kinds()
-BUILT_KINDS = [k for k in KINDS if k not in ("torch-fp32", "fake", USER_ONNX)]  # have artifacts
+# GPU kinds that run a CPU kind's artifact (torch-cuda-fp16: torch-fp16's; onnx-cuda: the export)
+SHARED_ARTIFACT = ("torch-cuda-fp32", "torch-cuda-fp16", "torch-cuda-bf16", "onnx-cuda",
+                   "onnx-cuda-fp16", "onnx-trt", "onnx-trt-fp16")
+BUILT_KINDS = [k for k in KINDS if k not in ("torch-fp32", "fake", USER_ONNX, *SHARED_ARTIFACT)]
 MODEL_KINDS = [k for k in KINDS if k != "fake"]  # compute the real model's logits
 AGREEMENT_TEXTS = 54
 # Loose on purpose: this suite checks that a runner works, the gate checks how well.

@@ -81,3 +81,24 @@ def test_unknown_marker_keyword_fails_at_collection(project):
     result.stdout.fnmatch_lines(["*threshold keyword: got 'max_abs_logits', expected one of "
                                  "[[]*'max_abs_logit'*fix the spelling*"])
     result.stdout.fnmatch_lines(["*error*"])
+
+
+def test_nearest_quantgate_table_wins_over_the_rootdir_ini(project):
+    """A model repo inside a bigger repo: pytest's rootdir config has no [tool.quantgate]."""
+    pytester = project('backends = ["same"]')
+    outer = pytester.path / "outer"
+    outer.mkdir()
+    inner = outer / "model-repo"
+    inner.mkdir()
+    (outer / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = ''\n")
+    table = (pytester.path / "pyproject.toml").read_text()
+    (inner / "pyproject.toml").write_text(table.replace('"model"', f'"{pytester.path / "model"}"')
+                                          .replace('"data/golden.jsonl"',
+                                                   f'"{pytester.path / "data/golden.jsonl"}"'))
+    (pytester.path / "pyproject.toml").unlink()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(inner)
+        result = pytester.runpytest("--quantgate", f"--rootdir={outer}", "-c",
+                                    str(outer / "pyproject.toml"), "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*quantgate::same::logits PASSED*"])

@@ -139,6 +139,7 @@ class Runner(ABC):
             if array.dtype != np.dtype(spec.dtype):
                 if array.dtype.kind in "iub" and np.dtype(spec.dtype).kind in "iu":
                     self.casts[name] = FeedCast(name, array.dtype.name, spec.dtype)
+                    _check_fits(self.name, name, array, np.dtype(spec.dtype))
                     array = array.astype(spec.dtype)
                 else:
                     raise BackendError(
@@ -194,3 +195,18 @@ class Runner(ABC):
 
     def _synchronize(self) -> None:  # noqa: B027  (optional hook)
         """Wait for asynchronous devices so timings are honest; CPU runners need nothing."""
+
+
+def _check_fits(backend: str, name: str, array: np.ndarray, declared: np.dtype) -> None:
+    """Refuse an integer cast that would wrap (int64 ids into an int32 engine): a wrapped id
+    is another token, so casting silently would feed the model the wrong text."""
+    if array.size == 0 or np.can_cast(array.dtype, declared):
+        return
+    info = np.iinfo(declared)
+    lo, hi = int(array.min()), int(array.max())
+    if lo < info.min or hi > info.max:
+        raise BackendError(
+            problem(f"backend {backend!r} input {name!r}", f"{array.dtype.name} ids in "
+                    f"[{lo}, {hi}]", f"values that fit its declared {declared.name}",
+                    "these are not token ids of this model; check the tokenizer and the feed")
+        )

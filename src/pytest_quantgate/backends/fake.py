@@ -4,7 +4,9 @@ without torch or ONNX Runtime (the idea of httpx's MockTransport).
 The model is a bag of embeddings: logits = mean over real tokens of (E[id] + T[type]) + b.
 Knobs make it misbehave the way real backends do: ``drift`` adds noise to the logits,
 ``nan_rate`` poisons a share of rows, ``swap_inputs`` swaps attention_mask and token_type_ids
-(the keyword-export bug), ``delay`` slows every batch, ``input_dtype`` declares int32 inputs.
+(the keyword-export bug), ``delay`` slows every batch, ``input_dtype`` declares int32 inputs,
+``raw_int32`` reads int64 ids as int32 bytes (the TensorRT raw-buffer bug), ``label_permutation``
+reorders the output columns, ``dropout`` drops random tokens on every call (nondeterminism).
 Noise and NaN rows depend only on a row's tokens, so results do not depend on batching.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import BackendError, problem
 from .base import BackendInfo, Runner, TensorSpec
 from .registry import BackendDecl, BuildContext
 
@@ -34,6 +37,13 @@ class FakeRunner(Runner):
         self._emb = rng.normal(0.0, 2.0, size=(max(vocab_size, 1), num_labels))
         self._types = rng.normal(0.0, 2.0, size=(2, num_labels))
         self._bias = rng.normal(0.0, 0.1, size=num_labels)
+        perm = [int(i) for i in options.get("label_permutation") or range(num_labels)]
+        if sorted(perm) != list(range(num_labels)):
+            raise BackendError(problem(f"backend {name!r} option label_permutation", perm,
+                                       f"a permutation of 0..{num_labels - 1}",
+                                       "list every class id once"))
+        self._perm = np.array(perm)
+        self._calls = 0
 
     def _activate_impl(self) -> None:
         pass
@@ -43,11 +53,20 @@ class FakeRunner(Runner):
         return [TensorSpec(n, dtype, (None, None)) for n in INPUTS]
 
     def _infer_impl(self, feed: dict[str, np.ndarray]) -> Mapping[str, Any]:
-        ids = feed["input_ids"].astype(np.int64) % self._emb.shape[0]
         mask, types = feed["attention_mask"], feed["token_type_ids"]
+        if self.options.get("raw_int32"):
+            from ..inspect.probes import read_as_int32
+
+            feed = {k: read_as_int32(v) for k, v in feed.items()}
+            mask, types = feed["attention_mask"], feed["token_type_ids"]
+        ids = feed["input_ids"].astype(np.int64) % self._emb.shape[0]
         if self.options.get("swap_inputs"):
             mask, types = types, mask
         weights = mask.astype(np.float64)
+        if self.options.get("dropout"):
+            self._calls += 1
+            keep = np.random.default_rng(self._calls).random(weights.shape)
+            weights = weights * (keep >= float(self.options["dropout"]))
         types = np.clip(types.astype(np.int64), 0, 1)
         summed = np.einsum("bs,bsl->bl", weights, self._emb[ids] + self._types[types])
         logits = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1.0) + self._bias
@@ -60,7 +79,7 @@ class FakeRunner(Runner):
                     logits[row] = np.nan
         if self.options.get("delay"):
             time.sleep(float(self.options["delay"]))
-        return {"logits": logits.astype(np.float32)}
+        return {"logits": logits[:, self._perm].astype(np.float32)}
 
     def _describe_impl(self) -> BackendInfo:
         size = self._emb.nbytes + self._types.nbytes + self._bias.nbytes

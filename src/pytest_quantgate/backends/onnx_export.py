@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..cache import Artifact
-from ..errors import BackendError, DataError, problem
+from ..errors import BackendError, BackendUnavailable, DataError, problem
 from .registry import BuildContext
 
 EXPORTERS = ("legacy", "dynamo")
@@ -115,17 +115,28 @@ def export_classifier(
 
 
 def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
-    """The cached fp32 export of ``ctx.model_dir`` (key: model, exporter, opset, versions)."""
-    import onnx
-    import torch
-    import transformers
+    """The cached fp32 export of ``ctx.model_dir`` (key: model, exporter, opset, versions).
 
+    Versions come from package metadata, not imports: a warm gate of ONNX backends must not pay
+    the ~3 s of importing torch and transformers just to find its export in the cache.
+    """
+    import importlib.util
+
+    from ..manifest import package_versions
+
+    versions = package_versions()
     parts = {"model": ctx.model_hash, "exporter": exporter, "opset": opset,
              "inputs": list(ctx.input_names), "max_length": ctx.max_length,
-             "torch": torch.__version__, "transformers": transformers.__version__,
-             "onnx": onnx.__version__}
+             "torch": versions.get("torch"), "transformers": versions.get("transformers"),
+             "onnx": versions.get("onnx")}
 
     def build(tmp: Path) -> None:
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise BackendUnavailable(
+                f"exporting {ctx.model_dir} to ONNX needs {', '.join(missing)}, which is not "
+                "installed here; pip install 'pytest-quantgate[torch]', or declare your own "
+                "export as a backend of kind 'onnx'")
         details = export_classifier(ctx.model_dir, tmp / MODEL_FILE, exporter=exporter,
                                     opset=opset, input_names=ctx.input_names,
                                     max_length=ctx.max_length)

@@ -99,6 +99,8 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
         raise ConfigError(problem("onnx-int8-static types", "activation_type = 'qint8' with "
                                   "weight_type = 'quint8'", "a pair ONNX Runtime supports",
                                   "use activation_type = 'quint8', or weight_type = 'qint8'"))
+    if options.get("symmetric"):  # TensorRT takes only zero points of 0 (trt-int8's source)
+        settings["symmetric"] = True
     parts = {"export": export.key, "calibration": ctx.calibration_hash, **settings, **_versions()}
 
     def build(tmp: Path) -> None:
@@ -127,6 +129,8 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
                     calibrate_method=getattr(CalibrationMethod,
                                              _CALIBRATE[settings["calibrate_method"]]),
                     calibration_providers=["CPUExecutionProvider"],
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True}
+                    if settings.get("symmetric") else None,
                 )
             except QuantgateError:
                 raise

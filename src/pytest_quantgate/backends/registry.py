@@ -90,6 +90,24 @@ _ORT = "pytest_quantgate.backends.onnx_runner:create"
 _TORCH = "pytest_quantgate.backends.torch_runner:create"
 _TORCH_REQ = ("torch", "transformers")
 _ONNX_REQ = ("onnxruntime", "onnx")
+# GPU kinds (docs/gpu.md): their factories raise BackendUnavailable where no GPU or provider is
+_TORCH_CUDA = "pytest_quantgate.backends.torch_cuda:create"
+_ORT_GPU = "pytest_quantgate.backends.onnx_gpu:create"
+_TRT = "pytest_quantgate.backends.trt_runner:create"
+_TRT_REQ = ("tensorrt", "torch", "transformers", "onnx", "onnxruntime")
+_PROFILE = {
+    "batch": OptionSpec(list, [1, 16, 32], None, "engine profile [min, opt, max] batch"),
+    "sequence": OptionSpec(list, [1, 64, 0], None,
+                           "engine profile [min, opt, max] sequence (max 0: max_length)"),
+}
+_DEVICE = {"device_id": OptionSpec(int, 0, None, "CUDA device ordinal")}
+_TRT_INT8 = {
+    "int8_mode": OptionSpec(str, "qdq", ("qdq", "calibrator"),
+                            "'qdq': scales from the symmetric static-INT8 ONNX; 'calibrator': "
+                            "legacy implicit entropy calibration"),
+    "calibration_cache": OptionSpec(str, "", None, "calibrator cache file to reuse ('': none)"),
+    "calibration_size": OptionSpec(int, 0, None, "use only the first N calibration texts"),
+}
 
 BUILTIN: dict[str, BackendKind] = {
     k.kind: k
@@ -126,6 +144,22 @@ BUILTIN: dict[str, BackendKind] = {
         BackendKind("onnx", None, _ONNX_REQ, "onnx", _ORT,
                     {"path": OptionSpec(str, None, None, "the ONNX file (required)")},
                     help="a user-supplied ONNX file, fed the inputs it declares"),
+        *(BackendKind(f"torch-cuda-{p}", p, _TORCH_REQ, "gpu", _TORCH_CUDA,
+                      help=f"the PyTorch model in {p} on a CUDA GPU")
+          for p in ("fp32", "fp16", "bf16")),
+        *(BackendKind(k, p, _ONNX_REQ, "gpu", _ORT_GPU, {**_EXPORT, **_DEVICE, **extra},
+                      help=f"ONNX Runtime's {ep} provider ({p}); a CPU fallback is an error")
+          for k, p, ep, extra in (("onnx-cuda", "fp32", "CUDA", {}),
+                                  ("onnx-cuda-fp16", "fp16", "CUDA", {}),
+                                  ("onnx-trt", "fp32", "TensorRT", _PROFILE),
+                                  ("onnx-trt-fp16", "fp16", "TensorRT", _PROFILE))),
+        *(BackendKind(f"trt-{p}", p, _TRT_REQ, "tensorrt", _TRT,
+                      {**_EXPORT, **_PROFILE, **(_TRT_INT8 if p == "int8" else {})},
+                      help=f"TensorRT {p} engine built from the ONNX export")
+          for p in ("fp32", "fp16", "int8")),
+        BackendKind("tensorrt", None, ("tensorrt", "torch"), "tensorrt", _TRT,
+                    {"engine": OptionSpec(str, None, None, "the .plan/.engine file (required)")},
+                    help="a user-supplied TensorRT engine, fed by name with its own dtypes"),
         BackendKind("fake", None, (), "", "pytest_quantgate.backends.fake:create",
                     {"seed": OptionSpec(int, 0, None, "weights of the fake model"),
                      "drift": OptionSpec((int, float), 0.0, None, "std of noise added to logits"),
@@ -134,7 +168,16 @@ BUILTIN: dict[str, BackendKind] = {
                                                "swap attention_mask and token_type_ids"),
                      "delay": OptionSpec((int, float), 0.0, None, "seconds slept per batch"),
                      "input_dtype": OptionSpec(str, "int64", ("int64", "int32"),
-                                               "declared dtype of the inputs")},
+                                               "declared dtype of the inputs"),
+                     "raw_int32": OptionSpec(bool, False, None,
+                                             "declare int64 inputs but read their bytes as "
+                                             "int32 (a raw-buffer path that skips the cast)"),
+                     "label_permutation": OptionSpec(list, [], None,
+                                                     "output column i holds label "
+                                                     "permutation[i] (a permuted label order)"),
+                     "dropout": OptionSpec((int, float), 0.0, None,
+                                           "share of embedding rows dropped at random per "
+                                           "call (dropout left on: nondeterministic)")},
                     help="pure-numpy model with knobs, for trying and testing the plugin"),
     )
 }

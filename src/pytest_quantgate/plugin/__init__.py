@@ -36,6 +36,11 @@ def pytest_configure(config: pytest.Config) -> None:
     from .configure import load_config
 
     load_config(config, st)
+    if st.config is not None and st.config.compare is not None \
+            or config.getoption("quantgate_update", False):
+        from .comparing import setup_compare
+
+        setup_compare(config, st)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -45,7 +50,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if st.enabled:
         from .collection import gate_items
 
-        items.extend(gate_items(session, st))
+        items[:0] = gate_items(session, st)  # the gate first: it is what CI waits for
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -80,6 +85,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         path = write_report(st.gate, Path(st.config.json))
         st.outcomes["json"] = str(path)
+    if st is not None and st.compare is not None and st.compare.update:
+        from .comparing import accept
+
+        accepted = accept(st)
+        if accepted is not None:
+            st.outcomes["baseline"] = str(accepted)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

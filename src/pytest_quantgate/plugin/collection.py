@@ -34,10 +34,13 @@ class BackendCollector(pytest.Collector):
         assert st.config is not None
         from ..checks import checks_for
 
+        from .latency import latency_items
+
         items: list[pytest.Item | pytest.Collector] = []
-        for check in checks_for(st.session(), self.name):
-            item = GateItem.from_parent(self, name=check, nodeid=f"{self.nodeid}::{check}",
-                                        backend=self.name, check=check)
+        for item in [*(GateItem.from_parent(self, name=check, nodeid=f"{self.nodeid}::{check}",
+                                            backend=self.name, check=check)
+                       for check in checks_for(st.session(), self.name)),
+                     *latency_items(self, self.name, st)]:
             if self.name in st.config.expect_fail:
                 item.add_marker(pytest.mark.xfail(
                     reason=f"{self.name} is listed in expect_fail", strict=True,
@@ -68,6 +71,9 @@ class GateItem(pytest.Item):
             # Expected failure is a property of the backend: its other checks xfail with it.
             raise QuantgateFailure(f"{self.nodeid}: {result.verdict} on its own; the backend "
                                    f"fails as expected on {', '.join(r.check for r in failing)}")
+        regression = None  # against the --quantgate-compare baseline (plugin/comparing.py)
+        if st.compare is not None and result.verdict in ("passed", "failed"):
+            regression = st.compare.item_regression(gate, self.backend, self.check)
         if result.verdict == "skipped":
             pytest.skip(result.reason)
         if result.verdict == "missing":
@@ -75,7 +81,9 @@ class GateItem(pytest.Item):
         if result.verdict in ("failed", "error"):
             from ..report.diagnosis import diagnosis
 
-            raise QuantgateFailure(diagnosis(result))
+            raise QuantgateFailure(diagnosis(result) + (f"\n{regression}" if regression else ""))
+        if regression:
+            raise QuantgateFailure(regression)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
@@ -84,7 +92,7 @@ class GateItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.nodeid
+        return self.path, 0, self.nodeid  # a line: skip marks (--benchmark-only) need one
 
 
 def gate_items(session: pytest.Session, st: State) -> list[pytest.Item]:

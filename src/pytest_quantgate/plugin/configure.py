@@ -21,6 +21,15 @@ def pyproject_path(config: pytest.Config) -> Path:
                 f"--quantgate-config: got {str(path)!r}, expected an existing pyproject.toml; "
                 "fix the path")
         return path
+    # The nearest pyproject.toml with a [tool.quantgate] table, from where pytest was started up
+    # to the rootdir: a model repo inside a bigger repo keeps its own table.
+    start = config.invocation_params.dir
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and "[tool.quantgate" in candidate.read_text(encoding="utf-8"):
+            return candidate
+        if folder == config.rootpath:
+            break
     if config.inipath is not None and config.inipath.name == "pyproject.toml":
         return config.inipath
     return config.rootpath / "pyproject.toml"

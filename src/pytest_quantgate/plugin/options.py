@@ -33,9 +33,18 @@ def add_options(parser: pytest.Parser) -> None:
         help_text += f"; default {f.default}" if f.default not in (None, []) else ""
         kwargs: dict[str, object] = {"dest": "quantgate_" + f.key, "default": None,
                                      "metavar": metavar, "help": help_text}
-        if f.kind in ("int", "list"):
+        if f.kind in ("int", "list", "ints"):
             kwargs["type"] = _cli_type(f.parse_cli)
         if f.choices:
             kwargs["choices"] = f.choices
             kwargs.pop("metavar")
+        if f.kind == "bool":  # a flag: absent stays None, so pyproject's value is kept
+            kwargs = {"dest": kwargs["dest"], "default": None, "help": help_text,
+                      "action": "store_true"}
         group.addoption(f.option, **kwargs)  # type: ignore[arg-type]
+    from ..compare.options import add_compare_options
+
+    add_compare_options(group.addoption, prefix="quantgate-", dest_prefix="quantgate_")
+    group.addoption("--quantgate-update", action="store_true", default=False,
+                    help="accept this run: rewrite the --quantgate-compare baseline with its report "
+                         "(regressions are shown, not failed)")

@@ -10,6 +10,7 @@ import pytest
 if TYPE_CHECKING:
     from ..config import Config
     from ..session import GateSession
+    from .comparing import CompareState
 
 
 @dataclass
@@ -21,6 +22,7 @@ class State:
     gate: GateSession | None = None
     error: str | None = None  # configuration problem to report when fixtures are used
     outcomes: dict[str, str] = field(default_factory=dict)
+    compare: CompareState | None = None  # --quantgate-compare: the baseline, judged per item
 
     def session(self) -> GateSession:
         if self.config is None:

@@ -33,3 +33,8 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
             reporter.write_line("(expected) " + diagnosis((topk or failed)[0]))
     if "json" in st.outcomes:
         reporter.write_line(f"quantgate JSON report: {st.outcomes['json']}")
+    from .comparing import write_comparison
+    from .latency import write_latency
+
+    write_latency(reporter, st)
+    write_comparison(reporter, st)

@@ -7,8 +7,12 @@ from ..records import CheckResult, Worst
 
 def diagnosis(result: CheckResult) -> str:
     lines = [f"{result.nodeid} {result.verdict}: {result.reason}"]
+    lines += [f"  cause: {c}" for c in result.details.get("causes", ()) if c not in result.reason]
+    lines += [f"  note: {n}" for n in result.details.get("notes", ())]
     for m in result.measures:
-        if m.passed:
+        if m.passed and m.threshold is None:
+            lines.append(f"  measured: {m.name} {m.value:.4g}")
+        elif m.passed:
             lines.append(f"  ok: {m.name} {m.value:.4g} (threshold {m.op} {m.threshold:.4g})")
     if result.worst:
         lines.append(f"  worst inputs ({len(result.worst)} shown; reference | {result.backend}):")

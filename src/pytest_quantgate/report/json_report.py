@@ -37,7 +37,8 @@ def build_report(gate: GateSession) -> dict[str, Any]:
         entry.update(
             verdict=word, reason=reason, expected_failure=name in cfg.expect_fail,
             thresholds=gate.thresholds(name), metrics=gate.metrics.get(name, {}),
-            checks=[r.to_dict() for r in gate.records(name).values()])
+            checks=[r.to_dict() for r in gate.records(name).values()],
+            latency={str(size): s.to_dict() for size, s in gate.latency.get(name, {}).items()})
         report["backends"][name] = entry
     return report
 

@@ -1,0 +1,109 @@
+"""The ``quantgate`` command, for people: ``quantgate compare A.json B.json`` prints the
+side-by-side comparison and exits 1 on a regression; ``quantgate show REPORT.json`` prints a
+report. Both read quantgate JSON reports and pytest-benchmark saved runs. No pytest here.
+
+Exit status: 0 clean, 1 a regression, 2 a file or option that cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .compare.options import add_compare_options
+from .errors import QuantgateError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantgate", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    compare = sub.add_parser("compare", help="compare a run with a baseline; exit 1 on a "
+                             "regression")
+    compare.add_argument("baseline", type=Path, help="baseline: quantgate JSON report or "
+                         "pytest-benchmark saved run")
+    compare.add_argument("current", type=Path, help="the run to judge, same formats")
+    compare.add_argument("--all", action="store_true",
+                         help="show every compared measure, not only regressions")
+    add_compare_options(compare.add_argument)
+    show = sub.add_parser("show", help="print a report")
+    show.add_argument("report", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            return _compare(args)
+        return _show(args.report)
+    except QuantgateError as exc:
+        print(f"quantgate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare.baseline import load_run
+    from .compare.judge import compare_runs, describe_source
+    from .compare.render import render_comparison
+    from .compare.tolerances import Tolerances
+
+    base, now = load_run(args.baseline), load_run(args.current)
+    result = compare_runs(base, now, Tolerances.build(dict(args.tolerance or [])))
+    result.baseline = describe_source(base)
+    print(f"current:  {describe_source(now)}")
+    for line in render_comparison(result, show_all=args.all):
+        print(line)
+    return 1 if result.regressions else 0
+
+
+def _show(path: Path) -> int:
+    from .compare.baseline import load_run
+    from .report.table import render
+
+    run = load_run(path)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    commit = f", commit {run.commit[:10]}" if run.commit else ""
+    print(f"{path} ({run.kind}{commit})")
+    if run.kind == "quantgate":
+        m = data.get("manifest") or {}
+        machine = m.get("machine") or {}
+        flags = ", ".join(machine.get("cpu_flags") or []) or "unknown"
+        print(f"machine: {machine.get('cpu')} ({flags}); python {m.get('python')}")
+        cfg = data.get("config") or {}
+        print(f"reference {cfg.get('reference')} on {cfg.get('n_inputs')} inputs")
+        rows = [_backend_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
+        for line in render(rows, ("backend", "prec", "size MB", "max|Δ|", "top-1", "acc Δ",
+                                  "F1 Δ", "verdict")):
+            print(line)
+        for name, entry in (data.get("backends") or {}).items():
+            if entry.get("reason") and entry.get("verdict") != "PASS":
+                print(f"{name}: {entry['verdict']}: {entry['reason']}")
+    lat = [(b, str(size), f"{t.median * 1e3:.3f}", f"{t.mean * 1e3:.3f}", str(t.n),
+            f"{size / t.median:.1f}" if t.median > 0 else "-")
+           for (b, size), t in sorted(run.latency.items())]
+    if lat:
+        print("latency")
+        for line in render(lat, ("backend", "batch", "p50 ms", "mean ms", "rounds", "items/s")):
+            print(line)
+    return 0
+
+
+def _backend_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    v = entry.get("metrics") or {}
+    size = (entry.get("info") or {}).get("size_bytes")
+
+    def f(key: str, fmt: str, neg: bool = False) -> str:
+        return fmt.format(-v[key] if neg else v[key]) if key in v else "-"
+
+    return (name, str(entry.get("precision", "")), f"{size / 1e6:.2f}" if size else "-",
+            f("max_abs_logit", "{:.4f}"), f("top1_agreement", "{:.3f}"),
+            f("accuracy_delta", "{:+.3f}", True), f("f1_delta", "{:+.3f}", True),
+            str(entry.get("verdict", "")))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Judging a run against a baseline, measure by measure; latency by a one-sided test.
+
+Quality measures are deterministic functions of the backend and the eval set, so a change beyond
+its tolerance is real. Latency rounds are noisy, so a slowdown counts only when both hold:
+it is significant (one-sided Mann-Whitney U on the recorded rounds, p < alpha; Welch's t-test
+from the summary statistics when a baseline kept no rounds) and it is large (the median grew by
+more than the ``latency`` tolerance). Identical code measured twice passes the second test even
+when a drift of a few percent makes the first one significant. scipy.stats is imported only when
+latency is judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .baseline import Measures, RunSummary, Timing
+from .tolerances import Tolerances
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One measure (or one latency) of one backend: baseline, now and whether it regressed."""
+
+    backend: str
+    check: str  # "logits", "topk"... or "latency[b32]"
+    name: str  # the measure, or "p50 ms"
+    baseline: float
+    now: float
+    worse_by: float  # > 0: worse than the baseline (in the measure's own direction)
+    allowed: float
+    regressed: bool
+    note: str = ""
+
+    def line(self) -> str:
+        sign = "+" if self.now - self.baseline >= 0 else "-"
+        text = (f"{self.name} {self.baseline:.4g} -> {self.now:.4g} "
+                f"({sign}{abs(self.now - self.baseline):.3g}")
+        if self.check.startswith("latency"):
+            text += f", {self.worse_by:+.1%}; slower than {self.allowed:.0%} counts"
+        else:
+            text += f"; allowed worse by {self.allowed:.3g}"
+        return text + (f"; {self.note}" if self.note else "") + ")"
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    deltas: list[Delta] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # different machine, versions, data
+    notes: list[str] = field(default_factory=list)  # not comparable: new or missing backends
+
+    @property
+    def regressions(self) -> list[Delta]:
+        return [d for d in self.deltas if d.regressed]
+
+
+def judge_measures(backend: str, check: str, base: Mapping[str, tuple[float, str]],
+                   now: Mapping[str, tuple[float, str]], tolerances: Tolerances) -> list[Delta]:
+    """Every measure present on both sides; worse = higher for ``<=`` measures, lower for ``>=``."""
+    out = []
+    for name, (value, op) in now.items():
+        if name not in base:
+            continue
+        before = base[name][0]
+        worse_by = value - before if op == "<=" else before - value
+        allowed = tolerances.of(name).allowed(before)
+        out.append(Delta(backend, check, name, before, value, worse_by, allowed,
+                         bool(worse_by > allowed + 1e-12)))
+    return out
+
+
+def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
+                  tolerances: Tolerances) -> Delta:
+    """Slower beyond ``tolerances.latency`` of the baseline's median, and significant."""
+    from scipy import stats
+
+    if base.rounds and now.rounds and min(len(base.rounds), len(now.rounds)) >= 3:
+        test = stats.mannwhitneyu(now.rounds, base.rounds, alternative="greater")
+        p = float(test.pvalue)
+        # U / (n1 n2): the chance that a round now is slower than a baseline round
+        share = float(test.statistic) / (len(now.rounds) * len(base.rounds))
+        before, after = base.median, now.median
+        note = f"Mann-Whitney p={p:.2g}, P(slower)={share:.2f}"
+    else:
+        test = stats.ttest_ind_from_stats(now.mean, now.stddev, now.n, base.mean, base.stddev,
+                                          base.n, equal_var=False, alternative="greater")
+        p = float(test.pvalue) if test.pvalue == test.pvalue else 1.0  # NaN: no spread at all
+        before, after = base.mean, now.mean
+        note = f"Welch p={p:.2g} from summary statistics (baseline kept no rounds)"
+    worse_by = after / before - 1 if before > 0 else 0.0
+    regressed = p < tolerances.alpha and worse_by > tolerances.latency
+    return Delta(backend, f"latency[b{batch_size}]", "p50 ms" if base.rounds else "mean ms",
+                 before * 1e3, after * 1e3, worse_by, tolerances.latency, regressed, note)
+
+
+def compare_runs(base: RunSummary, now: RunSummary, tolerances: Tolerances) -> Comparison:
+    """Every backend and batch size the two runs share; the rest as notes."""
+    result = Comparison(base.source, warnings=machine_warnings(base, now))
+    result.deltas.extend(compare_measures(base.measures, now.measures, tolerances))
+    for name in sorted(set(base.measures) - set(now.measures)):
+        result.notes.append(f"{name}: in the baseline, not in this run")
+    for name in sorted(set(now.measures) - set(base.measures)):
+        result.notes.append(f"{name}: new, no baseline to compare with")
+    for key in sorted(set(base.latency) & set(now.latency)):
+        result.deltas.append(judge_latency(key[0], key[1], base.latency[key], now.latency[key],
+                                           tolerances))
+    return result
+
+
+def compare_measures(base: Measures, now: Measures, tolerances: Tolerances) -> list[Delta]:
+    out: list[Delta] = []
+    for backend, checks in now.items():
+        for check, values in checks.items():
+            out.extend(judge_measures(backend, check, base.get(backend, {}).get(check, {}),
+                                      values, tolerances))
+    return out
+
+
+def machine_warnings(base: RunSummary, now: RunSummary) -> list[str]:
+    """Why the two runs may not be comparable (the manifest says), one line each."""
+    if base.manifest is not None and now.manifest is not None:
+        from ..manifest import compare_manifests
+
+        return compare_manifests(base.manifest, now.manifest)
+    lines = []
+    if base.kind == "pytest-benchmark" and now.manifest is not None:
+        cpu = (base.machine.get("cpu") or {}).get("brand_raw")
+        ours = ((now.manifest or {}).get("machine") or {}).get("cpu")
+        if cpu and ours and cpu != ours:
+            lines.append(f"CPU: baseline {cpu}, current {ours} (latency is not comparable)")
+        version = base.machine.get("python_version")
+        if version and version != now.manifest.get("python"):
+            lines.append(f"python version: baseline {version}, current {now.manifest.get('python')}")
+    return lines
+
+
+def describe_source(run: RunSummary) -> str:
+    commit = f" at {run.commit[:10]}" if run.commit else ""
+    return f"{run.source} ({run.kind}{commit})"
+
+
+def summary_counts(result: Comparison) -> dict[str, Any]:
+    return {"compared": len(result.deltas), "regressions": len(result.regressions),
+            "warnings": len(result.warnings)}

@@ -1,0 +1,171 @@
+"""The ``calibration`` check of static INT8 (QDQ) backends: is the calibrated range wide enough?
+
+Each activation ``QuantizeLinear`` of the quantised graph fixes a range,
+``[(qmin - zero_point) * scale, (qmax - zero_point) * scale]``; values outside it are clipped.
+The float model is the same graph with its activation Q/DQ pairs bypassed (so tensor names match
+without guessing), run with every quantised activation as an extra output over the golden set
+and over the calibration set; per tensor, the share of values outside the range is the clipping
+rate. The worst golden tensor is judged against ``max_clipping_rate``. The calibration set's
+provenance (path, sha256, size) and its hazards (tiny, near-duplicate) go into the record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..records import CheckResult, Measure
+from ..session import GateSession
+
+CHECK = "calibration"
+TINY = 100  # fewer calibration texts than this draw a warning (ORT suggests hundreds)
+NEAR_DUPLICATE = 0.5  # mean pairwise word-set Jaccard similarity above this draws a warning
+_QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535),
+           "int16": (-32768, 32767)}
+
+
+def activation_ranges(proto: Any) -> dict[str, tuple[float, float]]:
+    """Calibrated range of every non-constant tensor that a QuantizeLinear quantises."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in proto.graph.initializer}
+    ranges: dict[str, tuple[float, float]] = {}
+    for node in proto.graph.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits or len(node.input) < 3:
+            continue
+        if node.input[1] not in inits or node.input[2] not in inits:
+            continue
+        scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        zero = numpy_helper.to_array(inits[node.input[2]])
+        qmin, qmax = _QRANGE.get(zero.dtype.name, (0, 255))
+        if scale.size != 1:
+            continue  # per-channel activations: not produced by quantize_static's defaults
+        z = float(zero.reshape(-1)[0])
+        ranges[node.input[0]] = ((qmin - z) * float(scale.item()), (qmax - z) * float(scale.item()))
+    return ranges
+
+
+def float_graph(proto: Any, outputs: Sequence[str]) -> Any:
+    """The graph with activation Q->DQ pairs bypassed and ``outputs`` added as graph outputs."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    graph = model.graph
+    quantised = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
+    bypass = {n.output[0]: quantised[n.input[0]] for n in graph.node
+              if n.op_type == "DequantizeLinear" and n.input[0] in quantised}
+    for node in graph.node:  # the bypassed Q/DQ nodes stay, unused (cheap, and names stay)
+        if node.op_type != "DequantizeLinear":
+            for i, name in enumerate(node.input):
+                if name in bypass:
+                    node.input[i] = bypass[name]
+    known = {o.name for o in graph.output}
+    graph.output.extend(onnx.helper.make_empty_tensor_value_info(name)
+                        for name in outputs if name not in known)
+    return model
+
+
+def clipping(session: Any, feeds: Iterator[dict[str, np.ndarray]],
+             ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Share of values outside its range, per tensor, over every batch."""
+    names = list(ranges)
+    inputs = {i.name for i in session.get_inputs()}
+    outside = dict.fromkeys(names, 0)
+    total = dict.fromkeys(names, 0)
+    for feed in feeds:
+        values = session.run(names, {k: v for k, v in feed.items() if k in inputs})
+        for name, value in zip(names, values, strict=True):
+            lo, hi = ranges[name]
+            outside[name] += int(((value < lo) | (value > hi)).sum())
+            total[name] += int(value.size)
+    return {n: outside[n] / total[n] if total[n] else 0.0 for n in names}
+
+
+def similarity(texts: Sequence[str], cap: int = 300) -> float:
+    """Mean pairwise Jaccard similarity of the texts' word sets (the first ``cap`` texts)."""
+    sets = [frozenset(re.findall(r"\w+", t.lower())) for t in texts[:cap]]
+    pairs = [(a, b) for a, b in combinations(sets, 2)]
+    if not pairs:
+        return 1.0
+    return float(np.mean([len(a & b) / max(len(a | b), 1) for a, b in pairs]))
+
+
+def check(gate: GateSession, backend: str) -> CheckResult:
+    import onnx
+    import onnxruntime as ort
+
+    from ..tasks.batching import batches
+    from ..tasks.data import read_examples
+
+    cfg = gate.config
+    runner = gate.runner(backend)
+    model_file = getattr(runner, "model_file", None)
+    if model_file is None or cfg.calibration is None:
+        return CheckResult(backend, CHECK, "missing", "no QDQ model file or no calibration set "
+                           "to check the calibrated ranges against")
+    proto = onnx.load(str(model_file))
+    ranges = activation_ranges(proto)
+    if not ranges:
+        return CheckResult(backend, CHECK, "missing", f"{Path(model_file).name} has no "
+                           "activation QuantizeLinear nodes, so it has no calibrated ranges")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(float_graph(proto, list(ranges)).SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
+                                           require_label=False)]
+
+    def feeds(encoded: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
+        for batch in batches(encoded, batch_size=cfg.batch_size, padding="longest",
+                             pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
+            yield batch.feed
+
+    golden = clipping(session, feeds(gate.encoded), ranges)
+    calib = clipping(session, feeds(gate.encoder.encode(texts)), ranges)
+    worst = sorted(golden, key=lambda n: -golden[n])[:3]
+    rate = golden[worst[0]]
+    limit = float(gate.thresholds(backend)["max_clipping_rate"])
+    n = len(gate.examples)
+    sim = similarity(texts)
+    notes = []
+    if len(texts) < TINY:
+        notes.append(f"the calibration set is tiny: {len(texts)} texts (fewer than {TINY})")
+    if sim > NEAR_DUPLICATE:
+        notes.append(f"the calibration set is near-duplicate: mean pairwise word overlap "
+                     f"{sim:.2f} (> {NEAR_DUPLICATE})")
+    measures = [Measure("max_clipping_rate", rate, limit, "<=", rate <= limit, n,
+                        sum(v > limit for v in golden.values())),
+                Measure("mean_clipping_rate", float(np.mean(list(golden.values()))), None, "<=",
+                        True, n),
+                Measure("calibration_set_clipping_rate", max(calib.values()), None, "<=", True,
+                        len(texts))]
+    run = gate.run(backend)
+    if run.logits is not None and gate.labels is not None:
+        acc = float((np.argmax(run.logits, axis=1) == gate.labels).mean())
+        measures.append(Measure("golden_accuracy", acc, None, ">=", True, n))
+    listed = ", ".join(f"{name} {golden[name]:.1%}" for name in worst)
+    details: dict[str, Any] = {
+        "calibration_set": {"path": str(cfg.calibration), "rows": len(texts),
+                            "sha256": gate.data_hashes.get("calibration"),
+                            "mean_word_overlap": round(sim, 4)},
+        "quantised_tensors": len(ranges), "notes": notes,
+        "worst_tensors": {name: round(golden[name], 6) for name in worst},
+        "slices": {"golden": {"n": n, "max_clipping_rate": rate},
+                   "calibration": {"n": len(texts), "max_clipping_rate": max(calib.values())}},
+    }
+    if rate <= limit:
+        return CheckResult(backend, CHECK, "passed", f"worst golden clipping {rate:.2%} over "
+                           f"{len(ranges)} quantised tensors (worst: {listed})", tuple(measures),
+                           n, details=details)
+    hazard = f" ({'; '.join(notes)})" if notes else ""
+    cause = (f"activations fall outside the calibrated INT8 ranges: {rate:.1%} of golden values "
+             f"clipped in the worst tensor ({listed}) vs {max(calib.values()):.1%} on the "
+             f"calibration set{hazard}; calibrate on texts like the golden set")
+    return CheckResult(backend, CHECK, "failed", cause + f"; max_clipping_rate {rate:.3g} > "
+                       f"{limit:.3g}", tuple(measures), n, details={**details, "causes": [cause]})

@@ -1,0 +1,136 @@
+"""The ``contract`` check: does the backend get the inputs, and give the outputs, we think?
+
+Declared inputs (names, dtypes, static axes) against what the tokenizer produces; integer casts
+the runner base made; the outputs' count and shape against the labels; the label map of the
+model config against the eval data and any label metadata the artifact carries; and a probe:
+when the backend disagrees with the reference on a small golden batch, the wiring faults we can
+name (swapped inputs, int64 ids read as int32 bytes, permuted label columns) are tried, and the
+one that restores agreement is the cause.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..records import CheckResult, Measure
+from ..session import GateSession
+from .probes import agreement, column_permutation, feed_candidates, logits_of, make_probe
+
+CHECK = "contract"
+
+
+def check(gate: GateSession, backend: str) -> CheckResult:
+    runner = gate.runner(backend)
+    labels = gate.facts.labels
+    specs = runner.input_specs()
+    notes: list[str] = []
+    causes: list[str] = []
+    probe = make_probe(gate, runner)
+    n = len(probe.rows)
+    outputs = runner.infer(probe.feed)
+    notes += _input_notes(specs, runner.casts, runner.dropped_inputs)
+    if len(outputs) > 1 and "logits" not in outputs:
+        notes.append(f"{len(outputs)} outputs {sorted(outputs)} and none named 'logits': the "
+                     "first is read as the logits")
+    first = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
+    if first.ndim != 2 or first.shape[1] != len(labels):
+        causes.append(f"output shape {tuple(first.shape)} does not match {len(labels)} labels "
+                      f"(expected (batch, {len(labels)})); check the model's head and id2label")
+    causes += _label_map(gate, runner)
+    measures: list[Measure] = []
+    if not causes:
+        out = np.asarray(first, dtype=np.float64)[:n]
+        ref = _reference_rows(gate, probe)
+        diff, top1 = agreement(ref, out)
+        need = float(gate.thresholds(backend)["top1_agreement"])
+        measures.append(Measure("probe_top1_agreement", top1, None, ">=", True, n))
+        if top1 < need:
+            cause, fixed = _explain(gate, probe, ref, out, need)
+            if cause:
+                causes.append(f"{cause} (probe of {n} golden inputs: top-1 agreement "
+                              f"{top1:.3f} as fed, {fixed:.3f} with the fault undone)")
+            else:
+                notes.append(f"the probe disagrees with the reference (top-1 {top1:.3f}, mean "
+                             f"|diff| {diff:.3g}) and no wiring fault we know of explains it")
+    verdict = "failed" if causes else "passed"
+    reason = "; ".join(causes) if causes else (
+        f"inputs {sorted(specs)} as the tokenizer makes them, {len(labels)} output columns, "
+        "no wiring fault found")
+    return CheckResult(backend, CHECK, verdict, reason, tuple(measures), n,
+                       details={"causes": causes, "notes": notes,
+                                "inputs": {k: [s.dtype, list(s.shape)] for k, s in specs.items()},
+                                "outputs": {k: list(v.shape) for k, v in outputs.items()}})
+
+
+def _input_notes(specs: Any, casts: Any, dropped: set[str]) -> list[str]:
+    notes = [f"input {c.input!r} is {c.declared} in the backend and the feed is {c.given}: it is "
+             "cast before every call" for c in casts.values()]
+    if dropped:
+        notes.append(f"the backend declares no {sorted(dropped)}: the tokenizer's values are "
+                     "not fed (normal for models without token types)")
+    static = [f"{name} {list(s.shape)}" for name, s in specs.items()
+              if any(isinstance(d, int) for d in s.shape)]
+    if static:
+        notes.append(f"static input shapes: {', '.join(static)} (inputs are padded to them)")
+    return notes
+
+
+def _reference_rows(gate: GateSession, probe: Any) -> np.ndarray:
+    """The reference's logits of the probe rows, from its (cached) run over the eval set."""
+    run = gate.run(gate.config.reference)
+    if run.logits is None:
+        from ..errors import BackendUnavailable
+
+        raise BackendUnavailable(f"the reference {run.name!r} could not run: {run.reason}")
+    return np.asarray(run.logits, dtype=np.float64)[probe.rows]
+
+
+def _explain(gate: GateSession, probe: Any, ref: np.ndarray, out: np.ndarray,
+             need: float) -> tuple[str | None, float]:
+    """The wiring fault that restores agreement, and the agreement it restores."""
+    perm = column_permutation(ref, out)
+    if perm is not None and not np.array_equal(perm, np.arange(len(perm))):
+        _, top1 = agreement(ref, out[:, np.argsort(perm)])
+        if top1 >= need:
+            names = gate.facts.labels
+            moved = [f"column {i} holds {names[j]!r} (id2label says {names[i]!r})"
+                     for i, j in enumerate(perm) if i != j][:3]
+            return (f"the label order is permuted: {'; '.join(moved)}; re-export with the "
+                    "model's id2label or fix the label map", top1)
+    reference = gate.runner(gate.config.reference)
+    n = len(probe.rows)
+    specs = reference.input_specs()
+    for text, transform in feed_candidates(probe.feed):
+        moved = transform(dict(probe.feed))
+        feed = {k: v for k, v in moved.items() if k in specs}
+        _, top1 = agreement(logits_of(reference, feed, n), out)
+        if top1 >= need:
+            return text, top1
+    return None, 0.0
+
+
+def _label_map(gate: GateSession, runner: Any) -> list[str]:
+    """Label metadata an ONNX artifact carries (metadata_props id2label) against config.json."""
+    path = getattr(runner, "model_file", None)
+    if path is None:
+        return []
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "id2label" not in meta:
+        return []
+    try:
+        carried = [v for _, v in sorted((int(k), str(v))
+                                        for k, v in json.loads(meta["id2label"]).items())]
+    except (ValueError, AttributeError):
+        return [f"the artifact's metadata id2label is not a JSON object of id -> label: "
+                f"{meta['id2label'][:60]!r}"]
+    labels = list(gate.facts.labels)
+    if carried != labels:
+        return [f"the artifact's label map {carried} differs from the model config's {labels}; "
+                "re-export from the same checkpoint or fix config.json"]
+    return []

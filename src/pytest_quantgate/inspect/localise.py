@@ -1,0 +1,100 @@
+"""Where in the graph a failing ONNX backend goes wrong.
+
+Two questions, both answered by running the graph with its intermediate tensors as outputs on
+one probe batch (as ONNX Runtime's ``qdq_loss_debug`` does):
+
+- NaN/Inf: the first tensor, in graph order, that holds a non-finite value (FP16 overflow in
+  LayerNorm or softmax is the usual cause);
+- drift: the first tensor shared by name with the float (fp32 export) graph whose relative error
+  ``||q - f|| / ||f||`` exceeds ``PARTS`` (about -20 dB SQNR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PARTS = 0.1
+
+
+def intermediates(model_file: Path, feed: Mapping[str, np.ndarray],
+                  names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Every node output (or ``names``) of the graph, by name, on one feed; graph order kept."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_file))
+    known = {o.name for o in model.graph.output}
+    order = [o for n in model.graph.node for o in n.output if o]
+    wanted = [o for o in order if names is None or o in names]
+    model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(o)
+                              for o in wanted if o not in known)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # names kept
+    session = ort.InferenceSession(model.SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
+    values = session.run(wanted, {k: v for k, v in feed.items() if k in inputs})
+    return dict(zip(wanted, values, strict=True))
+
+
+def first_nonfinite(model_file: Path, feed: Mapping[str, np.ndarray]) -> str | None:
+    """'tensor 'x' (output of LayerNormalization 'n')' holding the first NaN/Inf, or None."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    for name, value in intermediates(model_file, feed).items():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            node = producer[name]
+            kind = "Inf" if np.isinf(array).any() else "NaN"
+            return (f"the first non-finite tensor is {name!r} ({kind}, output of "
+                    f"{node.op_type} {node.name!r})")
+    return None
+
+
+def first_divergence(model_file: Path, float_file: Path, feed: Mapping[str, np.ndarray],
+                     parts: float = PARTS) -> str | None:
+    """The first tensor shared with the float graph whose relative error exceeds ``parts``."""
+    import onnx
+
+    float_graph = onnx.load(str(float_file), load_external_data=False).graph
+    float_names = [o for n in float_graph.node for o in n.output if o]
+    quant_graph = onnx.load(str(model_file), load_external_data=False).graph
+    quant_names = {o for n in quant_graph.node for o in n.output}
+    shared = [n for n in float_names if n in quant_names]
+    if not shared:
+        return None
+    reference = intermediates(float_file, feed, shared)
+    quantised = intermediates(model_file, feed, shared)
+    producer = {o: n for n in float_graph.node for o in n.output}
+    for name in shared:
+        f = np.asarray(reference[name], dtype=np.float64)
+        q = np.asarray(quantised[name], dtype=np.float64)
+        if f.shape != q.shape or f.dtype.kind != "f" or f.size < 2:
+            continue
+        norm = float(np.linalg.norm(f))
+        error = float(np.linalg.norm(q - f)) / norm if norm else float(np.linalg.norm(q))
+        if not np.isfinite(error) or error > parts:
+            node = producer[name]
+            return (f"it parts from the float model first at {name!r} (output of "
+                    f"{node.op_type} {node.name!r}): relative error {error:.3g} > {parts} "
+                    f"(first of {len(shared)} tensors compared by name)")
+    return None
+
+
+def float_counterpart(runner: Any, gate: Any) -> Path | None:
+    """The fp32 export an ONNX conversion was built from (None for a user's file)."""
+    decl = gate.config.decl(runner.name)
+    if decl.kind not in ("onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"):
+        return None
+    from ..backends.onnx_export import MODEL_FILE, fp32_export
+
+    export = fp32_export(gate.context(), str(decl.options.get("exporter", "legacy")),
+                         int(decl.options.get("opset", 17)))
+    return Path(export.path) / MODEL_FILE

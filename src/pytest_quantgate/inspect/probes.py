@@ -1,0 +1,102 @@
+"""Small probe batches and the feed transformations that explain wiring faults.
+
+A wiring fault (swapped inputs, int64 ids read as int32 bytes, permuted label columns) leaves a
+backend that is "wrong" by an amount no threshold explains. Each candidate fault is a function
+of the feed (or of the output columns); a candidate explains the failure when the backend's
+output on the plain feed agrees with the reference's output on the transformed feed, while the
+plain outputs do not agree. Pure numpy; runners are only called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from itertools import combinations
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..backends.base import Runner
+    from ..session import GateSession
+
+PROBE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A batch of golden rows (indices into the eval set) and its feed."""
+
+    rows: np.ndarray
+    feed: dict[str, np.ndarray]
+
+
+def read_as_int32(array: np.ndarray) -> np.ndarray:
+    """An int64 buffer read as int32, as a runtime handed the raw pointer does: the flat
+    buffer's first ``size`` int32 values (little-endian: id, 0, id, 0, ...), in the same shape."""
+    flat = np.ascontiguousarray(array, dtype=np.int64).reshape(-1).view(np.int32)
+    return flat[: array.size].reshape(array.shape).astype(np.int64)
+
+
+def make_probe(gate: GateSession, runner: Runner, size: int = PROBE_SIZE) -> Probe:
+    """Up to ``size`` golden rows spread over the token lengths, padded as the backend needs."""
+    from ..tasks.batching import batches
+    from ..tasks.text_classification import shape_policy
+
+    encoded = gate.encoded
+    order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+    pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
+    shapes = shape_policy(runner, "longest", len(pick))
+    if shapes.static_batch:
+        pick = pick[: shapes.static_batch]
+    chosen = [encoded[i] for i in pick]
+    batch = next(iter(batches(chosen, batch_size=len(chosen), padding="longest",
+                              pad_id=gate.encoder.pad_id, max_length=gate.config.max_length,
+                              static_length=shapes.static_length,
+                              static_batch=shapes.static_batch)))
+    rows = pick[batch.indices]
+    return Probe(rows, batch.feed)
+
+
+def logits_of(runner: Runner, feed: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    outputs = runner.infer(feed)
+    logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
+    return np.asarray(logits, dtype=np.float64)[:n]
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean |difference|, top-1 agreement) over rows finite in both."""
+    ok = np.all(np.isfinite(a), axis=1) & np.all(np.isfinite(b), axis=1)
+    if not ok.any():
+        return float("inf"), 0.0
+    diff = float(np.abs(a[ok] - b[ok]).mean())
+    top1 = float((np.argmax(a[ok], axis=1) == np.argmax(b[ok], axis=1)).mean()) * ok.mean()
+    return diff, float(top1)
+
+
+def feed_candidates(feed: Mapping[str, np.ndarray]
+                    ) -> list[tuple[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]]]:
+    """(description, transformation) of each wiring fault we can name."""
+    out: list[tuple[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]]] = []
+    for a, b in combinations(sorted(feed), 2):
+        out.append((f"inputs {a!r} and {b!r} are swapped: the backend's {a!r} carries what the "
+                    f"tokenizer calls {b!r} and the other way round",
+                    lambda f, a=a, b=b: {**f, a: f[b], b: f[a]}))
+    out.append(("int64 token ids are read as int32 bytes (a raw-buffer path that skips the "
+                "cast: the engine's inputs are int32, the feed was int64); cast the feed to the "
+                "engine's dtype before handing over the buffer",
+                lambda f: {k: read_as_int32(v) for k, v in f.items()}))
+    return out
+
+
+def column_permutation(ref: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+    """The reference column each backend column matches best, when that is a permutation."""
+    ok = np.all(np.isfinite(out), axis=1)
+    if ok.sum() < 2:
+        return None
+    r, o = ref[ok], out[ok]
+    cost = np.abs(o[:, :, None] - r[:, None, :]).mean(axis=0)  # (backend col, reference col)
+    best = np.argmin(cost, axis=1)
+    if sorted(best.tolist()) != list(range(ref.shape[1])):
+        return None
+    return best

@@ -1,0 +1,37 @@
+"""The diagnostic checks' registrations: cheap ``applies`` tests, functions by import path.
+
+Imported at collection (``checks._SPEC_MODULES``): no numpy, no frameworks here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..checks import CheckSpec, register
+
+if TYPE_CHECKING:
+    from ..session import GateSession
+
+_HERE = "pytest_quantgate.inspect"
+
+
+def _not_reference(gate: GateSession, backend: str) -> bool:
+    return backend != gate.config.reference
+
+
+def _int8(gate: GateSession, backend: str) -> bool:
+    return _not_reference(gate, backend) and gate.config.decl(backend).precision == "int8"
+
+
+def _static_int8(gate: GateSession, backend: str) -> bool:
+    return _not_reference(gate, backend) and gate.config.decl(backend).kind == "onnx-int8-static"
+
+
+register(CheckSpec("contract", f"{_HERE}.contract:check", _not_reference,
+                   "inputs, outputs and label map as expected; names a wiring fault"))
+register(CheckSpec("determinism", f"{_HERE}.determinism:check", _not_reference,
+                   "the same batch twice gives the same logits"))
+register(CheckSpec("int8-coverage", f"{_HERE}.int8_coverage:check", _int8,
+                   "share of matrix multiplies that really run in integer precision"))
+register(CheckSpec("calibration", f"{_HERE}.calibration:check", _static_int8,
+                   "share of golden activations outside the calibrated ranges"))

@@ -1,0 +1,129 @@
+"""Latency: which batch is timed, what the timed rounds say, and how much memory they took.
+
+The timing itself is pytest-benchmark's (the plugin hands it ``runner.infer``, which waits on
+the device through the runner's ``_synchronize`` hook); this module only chooses the input and
+summarises the rounds, so it is testable without pytest.
+
+The timed batch is the same on every run of the same eval set: the ``batch_size`` texts whose
+token lengths sit around the median length (ties broken by position), padded as the backend is
+fed in the gate. A typical headline, not the longest one, and never a different one per commit.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tasks.batching import batches
+from .tasks.tokenizer import Encoded
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def typical_indices(lengths: Sequence[int], batch_size: int) -> np.ndarray:
+    """``batch_size`` indices (fewer if there are fewer texts) centred on the median length."""
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    take = min(batch_size, len(order))
+    start = max(0, min(len(order) - take, len(order) // 2 - take // 2))
+    return np.sort(order[start:start + take])
+
+
+def latency_feed(items: Sequence[Encoded], batch_size: int, *, padding: str, pad_id: int,
+                 max_length: int, static_length: int | None = None,
+                 static_batch: int | None = None) -> dict[str, np.ndarray]:
+    """The feed of one timed batch (rows repeat when the eval set is smaller than the batch)."""
+    chosen = [items[i] for i in typical_indices([len(i.ids) for i in items], batch_size)]
+    while len(chosen) < batch_size:
+        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
+    batch = next(batches(chosen, batch_size=batch_size, padding=padding, pad_id=pad_id,
+                         max_length=max_length, static_length=static_length,
+                         static_batch=static_batch))
+    return batch.feed
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of the timed rounds of one backend at one batch size (seconds per call)."""
+
+    batch_size: int
+    rounds: tuple[float, ...]
+    p50: float
+    p95: float
+    mean: float
+    stddev: float
+    items_per_second: float
+    peak_rss_bytes: int | None = None  # process high-water mark during the rounds
+    peak_delta_bytes: int | None = None  # that minus the resident memory before them
+    timed: bool = True
+    note: str = ""
+
+    @classmethod
+    def from_rounds(cls, batch_size: int, rounds: Sequence[float], *,
+                    peak_rss_bytes: int | None = None, peak_delta_bytes: int | None = None
+                    ) -> LatencyStats:
+        data = np.asarray(rounds, dtype=np.float64)
+        if data.size == 0:
+            raise ValueError("latency rounds: got none, expected at least one timed round")
+        p50 = float(np.percentile(data, 50))
+        return cls(batch_size, tuple(float(x) for x in data), p50, float(np.percentile(data, 95)),
+                   float(data.mean()), float(data.std(ddof=1)) if data.size > 1 else 0.0,
+                   batch_size / p50 if p50 > 0 else float("inf"), peak_rss_bytes,
+                   peak_delta_bytes)
+
+    @classmethod
+    def untimed(cls, batch_size: int, note: str) -> LatencyStats:
+        nan = float("nan")
+        return cls(batch_size, (), nan, nan, nan, nan, nan, timed=False, note=note)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: (None if isinstance(v, float) and v != v else v)  # NaN is not JSON
+                for k, v in asdict(self).items()}
+        data["rounds"] = list(self.rounds)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyStats:
+        fields = {k: float("nan") if v is None and k in _FLOATS else v
+                  for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**fields, "rounds": tuple(float(x) for x in data.get("rounds", ()))})
+
+
+_FLOATS = ("p50", "p95", "mean", "stddev", "items_per_second")
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux; None elsewhere)."""
+    return _status_kb("VmRSS")
+
+
+def reset_peak() -> bool:
+    """Reset the process's resident high-water mark (Linux >= 4.0); False where it cannot."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The resident high-water mark (since the last ``reset_peak``, where that worked)."""
+    peak = _status_kb("VmHWM")
+    if peak is not None:
+        return peak
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # kB on Linux

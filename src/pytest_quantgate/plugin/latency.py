@@ -1,0 +1,173 @@
+"""``quantgate::<backend>::latency[bN]``: one item per batch size, timed by pytest-benchmark.
+
+The item is a ``pytest.Function`` whose function asks for pytest-benchmark's ``benchmark``
+fixture, so everything pytest-benchmark does with a test works on it: its table,
+``--benchmark-autosave``, ``--benchmark-compare``, ``--benchmark-json``, ``--benchmark-skip``
+and ``--benchmark-only``. ``extra_info`` carries the backend, precision, size, build time and
+the backend's quality metrics. Under pytest-xdist (or ``--benchmark-disable``) pytest-benchmark
+runs the function once without timing; the item then records why and the summary says so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .state import State, state
+
+EXTRA_INFO_VERSION = 1
+
+
+class LatencyItem(pytest.Function):
+    """A gate item that takes the ``benchmark`` fixture."""
+
+    backend: str
+    batch_size: int
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        from .collection import QuantgateFailure
+
+        if isinstance(excinfo.value, QuantgateFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, 0, self.nodeid  # a line: skip marks (--benchmark-skip) need one
+
+
+def latency_items(parent: pytest.Collector, backend: str, st: State) -> list[pytest.Item]:
+    """One item per configured batch size (none unless ``latency`` is on)."""
+    assert st.config is not None
+    if not st.config.latency:
+        return []
+    has_benchmark = parent.config.pluginmanager.hasplugin("benchmark")
+    items: list[pytest.Item] = []
+    for size in st.config.latency_batch_sizes:
+        item = LatencyItem.from_parent(parent, name=f"latency[b{size}]", originalname="latency",
+                                       callobj=_body(backend, size, has_benchmark))
+        item.backend, item.batch_size = backend, size
+        items.append(item)
+    return items
+
+
+def _body(backend: str, size: int, has_benchmark: bool) -> Callable[..., None]:
+    if not has_benchmark:
+        def latency_needs_pytest_benchmark() -> None:
+            pytest.skip("latency is timed by pytest-benchmark, which is not installed or was "
+                        "disabled with -p no:benchmark; pip install pytest-benchmark")
+
+        return latency_needs_pytest_benchmark
+
+    def latency(benchmark: Any, request: pytest.FixtureRequest) -> None:
+        measure(benchmark, request.config, backend, size)
+
+    return latency
+
+
+def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> None:
+    """Time ``runner.infer`` on the typical batch; record, compare, fail on a regression."""
+    from ..latency import LatencyStats, latency_feed, peak_rss_bytes, reset_peak, rss_bytes
+    from ..tasks.text_classification import shape_policy
+    from .collection import QuantgateFailure
+
+    st = state(config)
+    gate = st.session()
+    cfg = gate.config
+    records = gate.results(backend)  # quality first: extra_info carries it
+    run = gate.run(backend)
+    if run.status != "ok":
+        benchmark.skipped = True  # pytest-benchmark: no "fixture not used" warning
+        if run.status == "unavailable":
+            pytest.skip(run.reason)
+        raise QuantgateFailure(f"quantgate::{backend}::latency[b{size}] error: {run.reason}")
+    runner = gate.runner(backend)
+    shapes = shape_policy(runner, cfg.padding, size)
+    if shapes.static_batch is not None and shapes.static_batch != size:
+        benchmark.skipped = True
+        pytest.skip(f"backend {backend!r} declares a static batch of {shapes.static_batch}; "
+                    f"it cannot be timed at batch {size}")
+    feed = latency_feed(gate.encoded, size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
+                        max_length=cfg.max_length, static_length=shapes.static_length,
+                        static_batch=shapes.static_batch)
+    info = run.info
+    benchmark.group = f"quantgate latency, batch {size}"  # backends side by side
+    benchmark.name = f"{backend}[b{size}]"  # the table's name column; ids stay the nodeids
+    benchmark.extra_info.update({
+        "quantgate": EXTRA_INFO_VERSION, "backend": backend, "kind": cfg.decl(backend).kind,
+        "precision": run.precision, "batch_size": size,
+        "sequence_length": int(feed["input_ids"].shape[1]),
+        "size_bytes": info.size_bytes if info else None,
+        "build_seconds": info.build_seconds if info else None,
+        "metrics": dict(gate.metrics.get(backend, {})),
+        "measures": {r.check: {m.name: [m.value, m.op] for m in r.measures}
+                     for r in records.values() if r.measures},
+        "verdicts": {r.check: r.verdict for r in records.values()},
+    })
+    before = rss_bytes()
+    reset = reset_peak()
+    benchmark.pedantic(runner.infer, args=(feed,), rounds=cfg.latency_rounds,
+                       warmup_rounds=cfg.latency_warmup, iterations=1)
+    if benchmark.disabled:
+        stats = LatencyStats.untimed(size, untimed_reason(config))
+    else:
+        peak = peak_rss_bytes()
+        stats = LatencyStats.from_rounds(
+            size, list(benchmark.stats.stats.data), peak_rss_bytes=peak,
+            peak_delta_bytes=peak - before if reset and before is not None else None)
+        benchmark.extra_info.update(p50_s=stats.p50, p95_s=stats.p95,
+                                    items_per_second=stats.items_per_second,
+                                    peak_rss_bytes=stats.peak_rss_bytes,
+                                    peak_delta_bytes=stats.peak_delta_bytes)
+    gate.latency.setdefault(backend, {})[size] = stats
+    if st.compare is not None and stats.timed:
+        text = st.compare.latency_regression(gate, backend, stats)
+        if text:
+            raise QuantgateFailure(text)
+    failing = [r.check for r in records.values() if r.verdict in ("failed", "error")]
+    if backend in cfg.expect_fail and failing:  # xfail(strict) with the backend's other items
+        raise QuantgateFailure(f"quantgate::{backend}::latency[b{size}] measured; the backend "
+                               f"fails as expected on {', '.join(failing)}")
+
+
+def xdist_active(config: pytest.Config) -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER")) or \
+        config.getoption("dist", "no") not in ("no", None)
+
+
+def untimed_reason(config: pytest.Config) -> str:
+    if xdist_active(config):
+        return ("not timed: pytest-benchmark disables timing under pytest-xdist; run the latency "
+                "items with -p no:xdist (or -n 0)")
+    return "not timed: --benchmark-disable is on; drop it to time the latency items"
+
+
+def write_latency(reporter: pytest.TerminalReporter, st: State) -> None:
+    """The latency table: per backend and batch size, p50/p95, throughput and peak memory."""
+    if st.config is None or not st.config.latency or st.gate is None:
+        return
+    from ..report.table import render
+
+    if xdist_active(reporter.config):
+        reporter.write_line(untimed_reason(reporter.config) + " (quantgate latency)")
+    measured = st.gate.latency
+    if not measured:
+        return
+    rows = []
+    for backend in st.config.backends:
+        for size, s in sorted(measured.get(backend, {}).items()):
+            if not s.timed:
+                rows.append((backend, str(size), "-", "-", "-", "-", "0", s.note))
+                continue
+            peak = f"{s.peak_delta_bytes / 1e6:.1f}" if s.peak_delta_bytes is not None else "-"
+            rss = f"{s.peak_rss_bytes / 1e6:.0f}" if s.peak_rss_bytes is not None else "-"
+            rows.append((backend, str(size), f"{s.p50 * 1e3:.3f}", f"{s.p95 * 1e3:.3f}",
+                         f"{s.items_per_second:.1f}", f"{peak} / {rss}", str(len(s.rounds)), ""))
+    reporter.write_line("")
+    reporter.write_line("latency (pytest-benchmark rounds; memory: peak added / process peak, MB)")
+    for line in render(rows, ("backend", "batch", "p50 ms", "p95 ms", "items/s", "peak MB",
+                              "rounds", "")):
+        reporter.write_line(line)
