@@ -97,7 +97,10 @@ def _backend_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
     size = (entry.get("info") or {}).get("size_bytes")
 
     def f(key: str, fmt: str, neg: bool = False) -> str:
-        return fmt.format(-v[key] if neg else v[key]) if key in v else "-"
+        if key not in v:
+            return "-"
+        value = -v[key] if neg else v[key]
+        return fmt.format(0.0 if neg and abs(value) < 0.0005 else value)  # no "-0.000"
 
     return (name, str(entry.get("precision", "")), f"{size / 1e6:.2f}" if size else "-",
             f("max_abs_logit", "{:.4f}"), f("top1_agreement", "{:.3f}"),

@@ -179,6 +179,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
     backends = values["backends"]
     if backends is None:
         backends = [k for k in BUILTIN if "-" in k and k != values["reference"]
+                    and BUILTIN[k].extra not in ("gpu", "tensorrt")  # GPU kinds: by name only
                     and (values["calibration"] is not None or k != "onnx-int8-static")]
         backends += [name for name in declared
                      if name not in backends and name != values["reference"]]

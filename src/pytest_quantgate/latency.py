@@ -62,11 +62,12 @@ class LatencyStats:
     peak_delta_bytes: int | None = None  # that minus the resident memory before them
     timed: bool = True
     note: str = ""
+    load_per_core: float | None = None  # 1-minute load average / usable cores, after the rounds
 
     @classmethod
     def from_rounds(cls, batch_size: int, rounds: Sequence[float], *,
-                    peak_rss_bytes: int | None = None, peak_delta_bytes: int | None = None
-                    ) -> LatencyStats:
+                    peak_rss_bytes: int | None = None, peak_delta_bytes: int | None = None,
+                    load_per_core: float | None = None) -> LatencyStats:
         data = np.asarray(rounds, dtype=np.float64)
         if data.size == 0:
             raise ValueError("latency rounds: got none, expected at least one timed round")
@@ -74,7 +75,7 @@ class LatencyStats:
         return cls(batch_size, tuple(float(x) for x in data), p50, float(np.percentile(data, 95)),
                    float(data.mean()), float(data.std(ddof=1)) if data.size > 1 else 0.0,
                    batch_size / p50 if p50 > 0 else float("inf"), peak_rss_bytes,
-                   peak_delta_bytes)
+                   peak_delta_bytes, load_per_core=load_per_core)
 
     @classmethod
     def untimed(cls, batch_size: int, note: str) -> LatencyStats:
@@ -89,12 +90,23 @@ class LatencyStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyStats:
-        fields = {k: float("nan") if v is None and k in _FLOATS else v
-                  for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields: dict[str, Any] = {k: float("nan") if v is None and k in _FLOATS else v
+                                  for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**{**fields, "rounds": tuple(float(x) for x in data.get("rounds", ()))})
 
 
 _FLOATS = ("p50", "p95", "mean", "stddev", "items_per_second")
+
+
+def load_per_core() -> float | None:
+    """The 1-minute load average per usable core (None where the OS does not say)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+        return os.getloadavg()[0] / max(1, cores)
+    except (AttributeError, OSError):
+        return None
 
 
 def _status_kb(key: str) -> int | None:

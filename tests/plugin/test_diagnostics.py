@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import BACKENDS_TOML
-
-FAULTS = BACKENDS_TOML + """
+FAULT_BACKENDS = """
 [[tool.quantgate.backend]]
 name = "raw-int32"
 kind = "fake"
@@ -27,9 +25,26 @@ dropout = 0.3
 """
 
 
+def faults() -> str:
+    return """
+[[tool.quantgate.backend]]
+name = "ref"
+kind = "fake"
+
+[[tool.quantgate.backend]]
+name = "same"
+kind = "fake"
+
+[[tool.quantgate.backend]]
+name = "swapped"
+kind = "fake"
+swap_inputs = true
+""" + FAULT_BACKENDS
+
+
 def test_contract_names_each_wiring_fault(project):
     pytester = project('backends = ["same", "swapped", "raw-int32", "permuted", "cast-int32"]',
-                       backends_toml=FAULTS)
+                       backends_toml=faults())
     result = pytester.runpytest("--quantgate", "-v", "-k", "contract")
     result.assert_outcomes(passed=2, failed=3)
     result.stdout.fnmatch_lines_random([
@@ -45,7 +60,7 @@ def test_contract_names_each_wiring_fault(project):
 
 
 def test_determinism_catches_dropout_left_on(project):
-    pytester = project('backends = ["same", "dropout"]', backends_toml=FAULTS)
+    pytester = project('backends = ["same", "dropout"]', backends_toml=faults())
     result = pytester.runpytest("--quantgate", "-v", "-k", "determinism")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
@@ -56,7 +71,7 @@ def test_determinism_catches_dropout_left_on(project):
 
 
 def test_a_failing_logits_item_names_the_cause_found_by_contract(project):
-    pytester = project('backends = ["raw-int32"]', backends_toml=FAULTS)
+    pytester = project('backends = ["raw-int32"]', backends_toml=faults())
     result = pytester.runpytest("--quantgate", "-k", "logits")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([

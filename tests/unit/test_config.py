@@ -363,8 +363,13 @@ def test_backend_not_an_array_of_tables(project: Path) -> None:
 
 
 def test_declared_backend_of_unknown_kind(project: Path) -> None:
-    fails(project, f"{WHERE}: backend #1: backend kind: got 'tensorrt', expected one of [",
-          {"backend": [{"name": "mine", "kind": "tensorrt"}]})
+    fails(project, f"{WHERE}: backend #1: backend kind: got 'openvino', expected one of [",
+          {"backend": [{"name": "mine", "kind": "openvino"}]})
+
+
+def test_declared_tensorrt_engine_needs_its_file(project: Path) -> None:
+    fails(project, f"{WHERE}: backend #1: backend 'mine' (tensorrt): got \"no 'engine'\", "
+          "expected option 'engine'", {"backend": [{"name": "mine", "kind": "tensorrt"}]})
 
 
 def test_unknown_option_of_a_declared_backend(project: Path) -> None:

@@ -68,7 +68,7 @@ def parse_engine_information(text: str, *, name: str = "engine") -> list[LayerIn
     """Layers of an engine inspector's JSON; errors say how to get a readable one."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BackendError(problem(f"{name} inspector output", f"invalid JSON ({exc.msg})",
                                    "the JSON of get_engine_information(LayerInformationFormat"
                                    ".JSON)", "pass the JSON format, not ONELINE")) from None

@@ -34,16 +34,19 @@ class Timing:
     mean: float
     stddev: float
     median: float
+    load_per_core: float | None = None  # how busy the machine was (None: not recorded)
 
     @classmethod
-    def of(cls, rounds: list[float] | tuple[float, ...]) -> Timing:
+    def of(cls, rounds: list[float] | tuple[float, ...], load_per_core: float | None = None
+           ) -> Timing:
         data = sorted(float(x) for x in rounds)
         n = len(data)
         mean = sum(data) / n
         var = sum((x - mean) ** 2 for x in data) / (n - 1) if n > 1 else 0.0
         mid = n // 2
         median = data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
-        return cls(tuple(float(x) for x in rounds), n, mean, math.sqrt(var), median)
+        return cls(tuple(float(x) for x in rounds), n, mean, math.sqrt(var), median,
+                   load_per_core)
 
 
 @dataclass
@@ -101,7 +104,7 @@ def _from_report(data: Mapping[str, Any], source: str) -> RunSummary:
         for size, stats in (entry.get("latency") or {}).items():
             rounds = stats.get("rounds") or []
             if stats.get("timed", True) and rounds:
-                run.latency[(name, int(size))] = Timing.of(rounds)
+                run.latency[(name, int(size))] = Timing.of(rounds, stats.get("load_per_core"))
     return run
 
 
@@ -118,7 +121,7 @@ def _from_benchmark(data: Mapping[str, Any], source: str) -> RunSummary:
                                                         for k, v in values.items()}
         stats = bench.get("stats") or {}
         if stats.get("data"):
-            run.latency[(name, size)] = Timing.of(stats["data"])
+            run.latency[(name, size)] = Timing.of(stats["data"], info.get("load_per_core"))
         elif stats.get("rounds"):
             run.latency[(name, size)] = Timing((), int(stats["rounds"]), float(stats["mean"]),
                                                float(stats["stddev"]), float(stats["median"]))

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .baseline import Measures, RunSummary, Timing
 from .tolerances import Tolerances
+
+# Load average per usable core above which latency is not judged. The timed runtime itself keeps
+# about one core per core busy (ONNX Runtime's intra-op threads), so 1.0 is a quiet machine.
+OVERLOADED = 1.5
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,20 @@ def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
         note = f"Welch p={p:.2g} from summary statistics (baseline kept no rounds)"
     worse_by = after / before - 1 if before > 0 else 0.0
     regressed = p < tolerances.alpha and worse_by > tolerances.latency
+    loads = [x for x in (base.load_per_core, now.load_per_core) if x is not None]
+    if loads and max(loads) > OVERLOADED:
+        # Other work competed for the cores: a slowdown may be contention, not the code.
+        if regressed:
+            note += "; not judged"
+        regressed = False
+        note += (f"; machine oversubscribed (load per core {_load(base)} in the baseline, "
+                 f"{_load(now)} now; rerun on a quiet machine)")
     return Delta(backend, f"latency[b{batch_size}]", "p50 ms" if base.rounds else "mean ms",
                  before * 1e3, after * 1e3, worse_by, tolerances.latency, regressed, note)
+
+
+def _load(t: Timing) -> str:
+    return f"{t.load_per_core:.1f}" if t.load_per_core is not None else "unknown"
 
 
 def compare_runs(base: RunSummary, now: RunSummary, tolerances: Tolerances) -> Comparison:
@@ -140,7 +155,3 @@ def describe_source(run: RunSummary) -> str:
     commit = f" at {run.commit[:10]}" if run.commit else ""
     return f"{run.source} ({run.kind}{commit})"
 
-
-def summary_counts(result: Comparison) -> dict[str, Any]:
-    return {"compared": len(result.deltas), "regressions": len(result.regressions),
-            "warnings": len(result.warnings)}

@@ -8,7 +8,7 @@ HEADER = ("backend", "check", "measure", "baseline", "now", "delta", "allowed", 
 
 
 def rows(deltas: list[Delta]) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for d in deltas:
         if d.check.startswith("latency"):
             delta, allowed = f"{d.worse_by:+.1%}", f"{d.allowed:.0%}"

@@ -1,7 +1,8 @@
 """The ``calibration`` check of static INT8 (QDQ) backends: is the calibrated range wide enough?
 
 Each activation ``QuantizeLinear`` of the quantised graph fixes a range,
-``[(qmin - zero_point) * scale, (qmax - zero_point) * scale]``; values outside it are clipped.
+``[(qmin - zero_point) * scale, (qmax - zero_point) * scale]``; values more than one step
+outside it are clipped.
 The float model is the same graph with its activation Q/DQ pairs bypassed (so tensor names match
 without guessing), run with every quantised activation as an extra output over the golden set
 and over the calibration set; per tensor, the share of values outside the range is the clipping
@@ -46,7 +47,10 @@ def activation_ranges(proto: Any) -> dict[str, tuple[float, float]]:
         if scale.size != 1:
             continue  # per-channel activations: not produced by quantize_static's defaults
         z = float(zero.reshape(-1)[0])
-        ranges[node.input[0]] = ((qmin - z) * float(scale.item()), (qmax - z) * float(scale.item()))
+        step = float(scale.item())
+        # One step of slack: the zero point is rounded, so the range's ends move by up to half a
+        # step and values that close round into the end bins rather than being clipped.
+        ranges[node.input[0]] = ((qmin - z - 1) * step, (qmax - z + 1) * step)
     return ranges
 
 

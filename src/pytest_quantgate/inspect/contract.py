@@ -48,7 +48,7 @@ def check(gate: GateSession, backend: str) -> CheckResult:
         need = float(gate.thresholds(backend)["top1_agreement"])
         measures.append(Measure("probe_top1_agreement", top1, None, ">=", True, n))
         if top1 < need:
-            cause, fixed = _explain(gate, probe, ref, out, need)
+            cause, fixed = _explain(gate, backend, probe, ref, out, need)
             if cause:
                 causes.append(f"{cause} (probe of {n} golden inputs: top-1 agreement "
                               f"{top1:.3f} as fed, {fixed:.3f} with the fault undone)")
@@ -88,28 +88,40 @@ def _reference_rows(gate: GateSession, probe: Any) -> np.ndarray:
     return np.asarray(run.logits, dtype=np.float64)[probe.rows]
 
 
-def _explain(gate: GateSession, probe: Any, ref: np.ndarray, out: np.ndarray,
+def _explain(gate: GateSession, backend: str, probe: Any, ref: np.ndarray, out: np.ndarray,
              need: float) -> tuple[str | None, float]:
     """The wiring fault that restores agreement, and the agreement it restores."""
+    # A cause must restore agreement to within the backend's own mean |logit diff| threshold:
+    # two broken outputs (a constant answer on both sides) may agree on top-1 by accident.
+    # Runtimes differ where every position is masked, so the bar is also relative: a twentieth
+    # of the disagreement as fed.
+    close = max(float(gate.thresholds(backend)["mean_abs_logit"]), 0.05 * agreement(ref, out)[0])
     perm = column_permutation(ref, out)
     if perm is not None and not np.array_equal(perm, np.arange(len(perm))):
-        _, top1 = agreement(ref, out[:, np.argsort(perm)])
-        if top1 >= need:
+        diff, top1 = agreement(ref, out[:, np.argsort(perm)])
+        if top1 >= need and diff <= close:
             names = gate.facts.labels
-            moved = [f"column {i} holds {names[j]!r} (id2label says {names[i]!r})"
+            columns = [f"column {i} holds {names[j]!r} (id2label says {names[i]!r})"
                      for i, j in enumerate(perm) if i != j][:3]
-            return (f"the label order is permuted: {'; '.join(moved)}; re-export with the "
+            return (f"the label order is permuted: {'; '.join(columns)}; re-export with the "
                     "model's id2label or fix the label map", top1)
     reference = gate.runner(gate.config.reference)
     n = len(probe.rows)
     specs = reference.input_specs()
+    found: list[tuple[float, str, float]] = []
     for text, transform in feed_candidates(probe.feed):
         moved = transform(dict(probe.feed))
-        feed = {k: v for k, v in moved.items() if k in specs}
-        _, top1 = agreement(logits_of(reference, feed, n), out)
-        if top1 >= need:
-            return text, top1
-    return None, 0.0
+        try:
+            logits = logits_of(reference, {k: v for k, v in moved.items() if k in specs}, n)
+        except Exception:  # e.g. token ids fed as token types: out of the model's range
+            continue
+        diff, top1 = agreement(logits, out)
+        if top1 >= need and diff <= close:
+            found.append((diff, text, top1))
+    if not found:
+        return None, 0.0
+    _, text, top1 = min(found)
+    return text, top1
 
 
 def _label_map(gate: GateSession, runner: Any) -> list[str]:

@@ -78,12 +78,19 @@ def first_divergence(model_file: Path, float_file: Path, feed: Mapping[str, np.n
         q = np.asarray(quantised[name], dtype=np.float64)
         if f.shape != q.shape or f.dtype.kind != "f" or f.size < 2:
             continue
-        norm = float(np.linalg.norm(f))
-        error = float(np.linalg.norm(q - f)) / norm if norm else float(np.linalg.norm(q))
+        finite = np.isfinite(f) & np.isfinite(q)
+        if not np.array_equal(np.isfinite(f), np.isfinite(q)) or not finite.any():
+            error = float("inf")  # NaN/Inf on one side only
+        else:
+            norm = float(np.linalg.norm(f[finite]))
+            gap = float(np.linalg.norm(q[finite] - f[finite]))
+            error = gap / norm if norm else gap
         if not np.isfinite(error) or error > parts:
             node = producer[name]
+            how = (f"relative error {error:.3g} > {parts}" if np.isfinite(error)
+                   else "NaN/Inf on one side only")
             return (f"it parts from the float model first at {name!r} (output of "
-                    f"{node.op_type} {node.name!r}): relative error {error:.3g} > {parts} "
+                    f"{node.op_type} {node.name!r}): {how} "
                     f"(first of {len(shared)} tensors compared by name)")
     return None
 

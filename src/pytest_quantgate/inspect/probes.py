@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..session import GateSession
 
 PROBE_SIZE = 32
+Transform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,27 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return diff, float(top1)
 
 
-def feed_candidates(feed: Mapping[str, np.ndarray]
-                    ) -> list[tuple[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]]]:
+def feed_candidates(feed: Mapping[str, np.ndarray]) -> list[tuple[str, Transform]]:
     """(description, transformation) of each wiring fault we can name."""
-    out: list[tuple[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]]] = []
+    out: list[tuple[str, Transform]] = []
     for a, b in combinations(sorted(feed), 2):
         out.append((f"inputs {a!r} and {b!r} are swapped: the backend's {a!r} carries what the "
-                    f"tokenizer calls {b!r} and the other way round",
-                    lambda f, a=a, b=b: {**f, a: f[b], b: f[a]}))
+                    f"tokenizer calls {b!r} and the other way round", _swap(a, b)))
     out.append(("int64 token ids are read as int32 bytes (a raw-buffer path that skips the "
                 "cast: the engine's inputs are int32, the feed was int64); cast the feed to the "
-                "engine's dtype before handing over the buffer",
-                lambda f: {k: read_as_int32(v) for k, v in f.items()}))
+                "engine's dtype before handing over the buffer", _reinterpret))
     return out
+
+
+def _swap(a: str, b: str) -> Transform:
+    def swap(f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**f, a: f[b], b: f[a]}
+
+    return swap
+
+
+def _reinterpret(f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: read_as_int32(v) for k, v in f.items()}
 
 
 def column_permutation(ref: np.ndarray, out: np.ndarray) -> np.ndarray | None:

@@ -33,7 +33,6 @@ class BackendCollector(pytest.Collector):
         st: State = self.config.stash[STATE_KEY]
         assert st.config is not None
         from ..checks import checks_for
-
         from .latency import latency_items
 
         items: list[pytest.Item | pytest.Collector] = []

@@ -70,8 +70,8 @@ class CompareState:
         base = self.baseline.latency.get((backend, stats.batch_size))
         if base is None:
             return None
-        delta = judge_latency(backend, stats.batch_size, base, Timing.of(stats.rounds),
-                              self.tolerances)
+        delta = judge_latency(backend, stats.batch_size, base,
+                              Timing.of(stats.rounds, stats.load_per_core), self.tolerances)
         return self._record(gate, f"quantgate::{backend}::{delta.check}", [delta])
 
     def _record(self, gate: GateSession, nodeid: str, deltas: list[Delta]) -> str | None:
@@ -171,6 +171,11 @@ def write_comparison(reporter: pytest.TerminalReporter, st: State) -> None:
     else:
         result = Comparison(describe_source(cmp.baseline),
                             [d for ds in cmp.deltas.values() for d in ds], list(cmp.warnings))
+        busy = [d for d in result.deltas if "oversubscribed" in d.note]
+        if busy:
+            result.notes.append(f"latency of {len(busy)} item(s) not judged: "
+                                + busy[0].note.split("; machine ")[-1].replace(
+                                    "oversubscribed", "machine oversubscribed", 1))
         lines = render_comparison(result, show_all=False)
         if cmp.update and result.regressions:
             lines[-1] += " (accepted: --quantgate-update)"

@@ -33,7 +33,7 @@ class LatencyItem(pytest.Function):
 
         if isinstance(excinfo.value, QuantgateFailure):
             return str(excinfo.value)
-        return str(super().repr_failure(excinfo, style=style))
+        return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, 0, self.nodeid  # a line: skip marks (--benchmark-skip) need one
@@ -47,7 +47,8 @@ def latency_items(parent: pytest.Collector, backend: str, st: State) -> list[pyt
     has_benchmark = parent.config.pluginmanager.hasplugin("benchmark")
     items: list[pytest.Item] = []
     for size in st.config.latency_batch_sizes:
-        item = LatencyItem.from_parent(parent, name=f"latency[b{size}]", originalname="latency",
+        # No originalname: pytest 9 builds the node id from it (it would drop "[bN]").
+        item = LatencyItem.from_parent(parent, name=f"latency[b{size}]",
                                        callobj=_body(backend, size, has_benchmark))
         item.backend, item.batch_size = backend, size
         items.append(item)
@@ -70,7 +71,14 @@ def _body(backend: str, size: int, has_benchmark: bool) -> Callable[..., None]:
 
 def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> None:
     """Time ``runner.infer`` on the typical batch; record, compare, fail on a regression."""
-    from ..latency import LatencyStats, latency_feed, peak_rss_bytes, reset_peak, rss_bytes
+    from ..latency import (
+        LatencyStats,
+        latency_feed,
+        load_per_core,
+        peak_rss_bytes,
+        reset_peak,
+        rss_bytes,
+    )
     from ..tasks.text_classification import shape_policy
     from .collection import QuantgateFailure
 
@@ -117,11 +125,13 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
         peak = peak_rss_bytes()
         stats = LatencyStats.from_rounds(
             size, list(benchmark.stats.stats.data), peak_rss_bytes=peak,
-            peak_delta_bytes=peak - before if reset and before is not None else None)
+            peak_delta_bytes=peak - before if reset and before is not None else None,
+            load_per_core=load_per_core())
         benchmark.extra_info.update(p50_s=stats.p50, p95_s=stats.p95,
                                     items_per_second=stats.items_per_second,
                                     peak_rss_bytes=stats.peak_rss_bytes,
-                                    peak_delta_bytes=stats.peak_delta_bytes)
+                                    peak_delta_bytes=stats.peak_delta_bytes,
+                                    load_per_core=stats.load_per_core)
     gate.latency.setdefault(backend, {})[size] = stats
     if st.compare is not None and stats.timed:
         text = st.compare.latency_regression(gate, backend, stats)

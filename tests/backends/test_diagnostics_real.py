@@ -1,0 +1,124 @@
+"""The "Done when" faults of issue 4 on the tiny BERT: each fails with a diagnosis that names its
+cause, while the benign backends (onnx-fp32, onnx-int8-dynamic) raise no alarm. One pytester
+run gates them all (the artifacts are built once)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnxruntime")
+
+import onnx  # noqa: E402
+import onnxruntime  # noqa: E402,F401
+import torch  # noqa: E402,F401
+import transformers  # noqa: E402,F401
+
+import pytest_quantgate.backends.onnx_runner  # noqa: E402,F401
+import pytest_quantgate.backends.torch_runner  # noqa: E402,F401
+import pytest_quantgate.inspect.calibration  # noqa: E402,F401
+import pytest_quantgate.inspect.contract  # noqa: E402,F401
+import pytest_quantgate.report.json_report  # noqa: E402,F401
+import pytest_quantgate.session  # noqa: E402,F401
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+NEAR_IDENTICAL = [f"Stocks rise in {city}" for city in (
+    "London", "Paris", "Tokyo", "Berlin", "Madrid", "Rome", "Oslo", "Lima", "Cairo", "Delhi",
+    "Seoul", "Dubai", "Milan", "Lagos", "Quito", "Hanoi")]
+
+
+def _permute_labels(source: Path, out: Path, perm: list[int]) -> None:
+    """The export with its output columns reordered: a model whose label order is permuted."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["logits_raw" if o == "logits" else o for o in node.output]
+    graph.initializer.append(onnx.numpy_helper.from_array(
+        __import__("numpy").array(perm, dtype="int64"), "label_perm"))
+    graph.node.append(onnx.helper.make_node("Gather", ["logits_raw", "label_perm"], ["logits"],
+                                            axis=1, name="permute_labels"))
+    onnx.save(model, str(out))
+
+
+def _overflowing_fp16(source: Path, out: Path) -> None:
+    """The export in fp16 with the first LayerNormalization's input scaled past 65504."""
+    import numpy as np
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    graph = model.graph
+    norm = next(n for n in graph.node if n.op_type == "LayerNormalization")
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(60000.0, dtype=np.float16),
+                                                          "gain"))
+    at = list(graph.node).index(norm)
+    graph.node.insert(at, onnx.helper.make_node(
+        "Mul", [norm.input[0], "gain"], ["embeddings_big"], name="embeddings_gain"))
+    graph.node.insert(at + 1, onnx.helper.make_node(  # 60000**2 * |x|: past fp16's 65504
+        "Mul", ["embeddings_big", "gain"], ["embeddings_scaled"], name="embeddings_gain_again"))
+    norm.input[0] = "embeddings_scaled"
+    onnx.save(model, str(out))
+
+
+@pytest.fixture(scope="module")
+def faulty_files(demo, tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    from pytest_quantgate.backends.onnx_export import export_classifier
+
+    folder = tmp_path_factory.mktemp("faults")
+    good, swapped = folder / "good.onnx", folder / "swapped.onnx"
+    export_classifier(demo.model_dir, good, exporter="legacy", opset=17, input_names=INPUTS,
+                      max_length=64)
+    export_classifier(demo.model_dir, swapped, exporter="legacy", opset=17, input_names=INPUTS,
+                      max_length=64, swap_names=("attention_mask", "token_type_ids"))
+    _permute_labels(good, folder / "permuted.onnx", [1, 2, 0, *range(3, demo.num_labels)])
+    _overflowing_fp16(good, folder / "overflow.onnx")
+    return {"good": good, "swapped": swapped, "permuted": folder / "permuted.onnx",
+            "overflow": folder / "overflow.onnx"}
+
+
+def _user(name: str, path: Path, precision: str = "fp32") -> str:
+    return (f'[[tool.quantgate.backend]]\nname = "{name}"\nkind = "onnx"\npath = "{path}"\n'
+            f'precision = "{precision}"\n')
+
+
+def test_each_fault_is_named_and_benign_backends_pass(pytester, demo, faulty_files):
+    golden = pytester.path / "golden.jsonl"
+    golden.write_text("\n".join(json.dumps(g) for g in demo.golden[:120]) + "\n")
+    (pytester.path / "calib.jsonl").write_text(
+        "\n".join(json.dumps({"text": t}) for t in NEAR_IDENTICAL) + "\n")
+    pytester.makepyprojecttoml(
+        f'[tool.quantgate]\nmodel = "{demo.model_dir}"\neval = "golden.jsonl"\n'
+        f'calibration = "calib.jsonl"\nmax_length = 64\ncache_dir = "{pytester.path / "cache"}"\n'
+        'backends = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "swapped", '
+        '"fp32-as-int8", "permuted", "overflow"]\n'
+        + _user("swapped", faulty_files["swapped"])
+        + _user("fp32-as-int8", faulty_files["good"], "int8")
+        + _user("permuted", faulty_files["permuted"])
+        + _user("overflow", faulty_files["overflow"], "fp16"))
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "-v",
+                                "--quantgate-json", "r.json")
+    out = result.stdout.str()
+    report = json.loads((pytester.path / "r.json").read_text())
+    verdicts = {name: {c["check"]: c["verdict"] for c in entry["checks"]}
+                for name, entry in report["backends"].items()}
+    for benign in ("onnx-fp32", "onnx-int8-dynamic"):
+        assert set(verdicts[benign].values()) == {"passed"}, (benign, verdicts[benign], out)
+    assert verdicts["onnx-int8-dynamic"]["int8-coverage"] == "passed"
+    result.stdout.fnmatch_lines_random([
+        "*quantgate::swapped::contract failed: inputs 'attention_mask' and 'token_type_ids' are "
+        "swapped*with the fault undone)",
+        "*quantgate::permuted::contract failed: the label order is permuted: column 0 holds "
+        "'Sports' (id2label says 'World')*",
+        "*quantgate::fp32-as-int8::int8-coverage failed: backend 'fp32-as-int8' claims INT8 but "
+        "none of its * matrix multiplies runs in integer precision*",
+        "*quantgate::onnx-int8-static::calibration failed: activations fall outside the "
+        "calibrated INT8 ranges: * of golden values clipped in the worst tensor*"
+        "(the calibration set is tiny: 16 texts (fewer than 100); the calibration set is "
+        "near-duplicate: *",
+        "*quantgate::overflow::logits failed: backend output is NaN/Inf on 120/120 inputs*",
+        "  cause: the first non-finite tensor is 'embeddings_scaled' (Inf, output of Mul "
+        "'embeddings_gain_again') (localised)",
+    ])

@@ -1,0 +1,193 @@
+"""Comparison with a baseline: tolerances, measure deltas, the latency test, baseline files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_quantgate.compare.baseline import Timing, load_run, summarize
+from pytest_quantgate.compare.judge import compare_runs, judge_latency, judge_measures
+from pytest_quantgate.compare.tolerances import (
+    Tolerance,
+    Tolerances,
+    parse_cli,
+    validate_tolerances,
+)
+from pytest_quantgate.errors import ConfigError, DataError
+
+TOL = Tolerances.build()
+
+
+# -- tolerances ---------------------------------------------------------------------------------
+
+def test_tolerance_forms() -> None:
+    got = validate_tolerances({"top1_agreement": 0.01, "max_abs_logit": "50%",
+                               "kl_div": "10% + 0.001", "latency": "15%", "alpha": 0.05}, "t")
+    assert got["top1_agreement"] == Tolerance(0.01)
+    assert got["max_abs_logit"] == Tolerance(0.0, 0.5)
+    assert got["kl_div"] == Tolerance(0.001, 0.1)
+    tol = Tolerances.build(got)
+    assert (tol.latency, tol.alpha) == (0.15, 0.05)
+    assert tol.of("kl_div").allowed(0.02) == pytest.approx(0.003)
+    assert tol.of("a_new_measure").allowed(2.0) == pytest.approx(0.2)  # the 10% fallback
+    assert str(Tolerance(0.001, 0.1)) == "10% + 0.001"
+
+
+@pytest.mark.parametrize(("key", "value", "text"), [
+    ("top1_agreement", -0.1, "t: top1_agreement: got -0.1, expected a number >= 0, a share such "
+     "as '25%', or '25% + 0.001'; e.g. top1_agreement = 0.005"),
+    ("f1_delta", "lots", "t: f1_delta: got 'lots', expected a number >= 0"),
+    ("alpha", 1.5, "t: alpha: got 1.5, expected a number between 0 and 1; e.g. alpha = 0.01"),
+    ("latency", "fast", "t: latency: got 'fast', expected a share such as '10%'; "
+     "e.g. latency = '10%'"),
+])
+def test_bad_tolerances_say_what_and_how(key: str, value: object, text: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(text)):
+        validate_tolerances({key: value}, "t")
+
+
+def test_cli_tolerance_is_rejected_at_parse_time() -> None:
+    assert parse_cli("latency=15%") == ("latency", 0.15)
+    assert parse_cli("top1_agreement=0.02") == ("top1_agreement", Tolerance(0.02))
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape(
+            "--tolerance: got 'latency', expected NAME=VALUE; e.g. top1_agreement=0.005")):
+        parse_cli("latency")
+
+
+# -- measures -----------------------------------------------------------------------------------
+
+def test_measures_regress_only_beyond_tolerance_in_their_direction() -> None:
+    base = {"top1_agreement": (0.98, ">="), "max_abs_logit": (0.2, "<=")}
+    same = judge_measures("b", "topk", base, base, TOL)
+    assert [d.regressed for d in same] == [False, False]
+    better = judge_measures("b", "topk", base, {"top1_agreement": (0.99, ">="),
+                                                "max_abs_logit": (0.1, "<=")}, TOL)
+    assert not any(d.regressed for d in better)
+    small = judge_measures("b", "topk", base, {"top1_agreement": (0.977, ">="),
+                                               "max_abs_logit": (0.24, "<=")}, TOL)
+    assert not any(d.regressed for d in small)  # within 0.005 and 25% + 0.001
+    worse = judge_measures("b", "topk", base, {"top1_agreement": (0.95, ">="),
+                                               "max_abs_logit": (0.3, "<=")}, TOL)
+    assert [d.regressed for d in worse] == [True, True]
+    assert worse[0].line() == "top1_agreement 0.98 -> 0.95 (-0.03; allowed worse by 0.005)"
+
+
+# -- latency ------------------------------------------------------------------------------------
+
+def _rounds(seed: int, median: float, n: int = 20) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(median * (1 + np.abs(rng.normal(0, 0.03, n))))  # right-skewed like real timings
+
+
+def test_identical_latency_passes_and_30_percent_slower_is_flagged() -> None:
+    base = Timing.of(_rounds(0, 0.010))
+    for seed in range(1, 6):
+        assert not judge_latency("b", 32, base, Timing.of(_rounds(seed, 0.010)), TOL).regressed
+    slow = judge_latency("b", 32, base, Timing.of(_rounds(9, 0.013)), TOL)
+    assert slow.regressed and slow.worse_by == pytest.approx(0.3, abs=0.05)
+    assert "Mann-Whitney p=" in slow.line() and slow.check == "latency[b32]"
+
+
+def test_a_small_significant_drift_is_not_a_regression() -> None:
+    base = Timing.of([0.010 + i * 1e-6 for i in range(20)])
+    drift = judge_latency("b", 1, base, Timing.of([0.0105 + i * 1e-6 for i in range(20)]), TOL)
+    assert "p=" in drift.note and not drift.regressed  # significant, but 5% < 10%
+
+
+def test_latency_from_summary_statistics_uses_welch() -> None:
+    base = Timing((), 20, 0.010, 0.0003, 0.010)
+    slow = judge_latency("b", 1, base, Timing.of(_rounds(3, 0.013)), TOL)
+    assert slow.regressed and "Welch" in slow.note
+    assert not judge_latency("b", 1, base, Timing.of(_rounds(4, 0.010)), TOL).regressed
+
+
+# -- baseline files -----------------------------------------------------------------------------
+
+def _report(top1: float, rounds: list[float]) -> dict[str, object]:
+    return {"format": "pytest-quantgate-report", "version": 1,
+            "manifest": {"machine": {"cpu": "X", "cpu_flags": ["avx2"]}, "git": {"commit": "abc"}},
+            "backends": {"b": {"verdict": "PASS", "checks": [
+                {"check": "topk", "measures": [{"name": "top1_agreement", "value": top1,
+                                                "op": ">="}]}],
+                "latency": {"32": {"rounds": rounds, "timed": True}}}}}
+
+
+def test_report_and_benchmark_run_read_alike(tmp_path: Path) -> None:
+    report = summarize(_report(0.98, [0.01] * 5), "r.json")
+    assert report.measures == {"b": {"topk": {"top1_agreement": (0.98, ">=")}}}
+    assert report.latency[("b", 32)].n == 5 and report.commit == "abc"
+    bench = {"machine_info": {"cpu": {"brand_raw": "Y"}}, "commit_info": {"id": "def"},
+             "benchmarks": [
+                 {"extra_info": {"quantgate": 1, "backend": "b", "batch_size": 32, "measures": {
+                     "topk": {"top1_agreement": [0.9, ">="]}}}, "stats": {"data": [0.02] * 4}},
+                 {"extra_info": {}, "stats": {"data": [1.0]}}]}  # a user's own benchmark
+    path = tmp_path / "0001_run.json"
+    path.write_text(json.dumps(bench))
+    run = load_run(path)
+    assert run.kind == "pytest-benchmark" and run.measures["b"]["topk"]["top1_agreement"][0] == 0.9
+    assert list(run.latency) == [("b", 32)]
+    result = compare_runs(report, run, TOL)
+    assert [d.name for d in result.regressions] == ["top1_agreement", "p50 ms"]
+
+
+def test_unusable_baselines_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=re.escape(
+            "expected an existing quantgate JSON report or pytest-benchmark saved run; record "
+            "one with --quantgate-update")):
+        load_run(tmp_path / "missing.json")
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    with pytest.raises(DataError, match=re.escape("x.json: format: got ['hello'], expected a "
+                                                  "'pytest-quantgate-report' report")):
+        load_run(tmp_path / "x.json")
+    with pytest.raises(DataError, match=re.escape("report version: got 9, expected <= 1; "
+                                                  "upgrade pytest-quantgate")):
+        summarize({"format": "pytest-quantgate-report", "version": 9}, "r")
+
+
+def test_machine_differences_are_warnings() -> None:
+    a = summarize(_report(0.98, [0.01] * 5), "a")
+    b = summarize(_report(0.98, [0.01] * 5), "b")
+    assert b.manifest is not None
+    b.manifest["machine"] = {"cpu": "Z", "cpu_flags": ["avx2", "avx512_vnni"]}
+    warnings = compare_runs(a, b, TOL).warnings
+    assert any("CPU instruction sets differ" in w for w in warnings)
+    assert any(w.startswith("CPU: baseline X, current Z (latency is not comparable)")
+               for w in warnings)
+
+
+def test_latency_on_an_oversubscribed_machine_is_not_judged() -> None:
+    base = Timing.of(_rounds(0, 0.010), load_per_core=0.8)
+    busy = judge_latency("b", 1, base, Timing.of(_rounds(9, 0.016), load_per_core=4.0), TOL)
+    assert not busy.regressed
+    assert busy.note.endswith("; not judged; machine oversubscribed (load per core 0.8 in the "
+                              "baseline, 4.0 now; rerun on a quiet machine)")
+    quiet = judge_latency("b", 1, base, Timing.of(_rounds(9, 0.016), load_per_core=0.9), TOL)
+    assert quiet.regressed
+
+
+def test_cli_compare_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_quantgate.cli import main
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_report(0.98, _rounds(0, 0.010))))
+    b.write_text(json.dumps(_report(0.98, _rounds(1, 0.010))))
+    assert main(["compare", str(a), str(b), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"b +latency\[b32\] +p50 ms", out)
+    assert out.rstrip().endswith("0 regressions in 2 comparisons")
+    b.write_text(json.dumps(_report(0.90, _rounds(1, 0.010))))
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"b +topk +top1_agreement +0\.98 +0\.9 +-0\.08 +0\.005 +REGRESSED", out)
+    assert main(["compare", str(a), str(b), "--tolerance", "top1_agreement=0.1"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(tmp_path / "none.json")]) == 2
+    assert "quantgate: baseline: got '" in capsys.readouterr().err
+    assert main(["show", str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "machine: X (avx2)" in out and re.search(r"\nb +32 +10\.\d+ +10\.\d+ +20 ", out)
