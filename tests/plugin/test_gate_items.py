@@ -133,7 +133,11 @@ def test_broken_backend_is_an_error_not_a_pass(project):
                                  "missing-file *ERROR"])
 
 
-def test_registered_check_gets_an_item_per_backend(project):
+def test_registered_check_gets_an_item_per_backend(project, monkeypatch):
+    from pytest_quantgate import checks
+
+    # The registry is process-wide: give this test its own copy so "probe" does not leak.
+    monkeypatch.setattr(checks, "EXTRA_CHECKS", dict(checks.EXTRA_CHECKS))
     pytester = project('backends = ["same", "drifty"]')
     pytester.syspathinsert()
     pytester.makepyfile(mychecks="""
