@@ -83,6 +83,8 @@ FIELDS: tuple[Field, ...] = (
     Field("latency_warmup", "int", 2, "untimed warm-up rounds before them", minimum=0),
     Field("compare", "path", None, "baseline to compare with: a quantgate JSON report or a "
           "pytest-benchmark saved run; a regression fails its item"),
+    Field("strict", "bool", False, "a backend that cannot run here (runtime missing) fails "
+          "instead of being skipped"),
 )
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
 TABLE_KEYS = ("thresholds", "backend", "tolerances")
@@ -114,6 +116,7 @@ class Config:
     latency_rounds: int = 20
     latency_warmup: int = 2
     compare: Path | None = None
+    strict: bool = False
     tolerances: Mapping[str, Tolerance | float] = field(default_factory=dict)
 
     def decl(self, name: str) -> BackendDecl:
@@ -216,7 +219,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         thresholds=thresholds, base_dir=base_dir, source=source,
         latency=values["latency"], latency_batch_sizes=tuple(values["latency_batch_sizes"]),
         latency_rounds=values["latency_rounds"], latency_warmup=values["latency_warmup"],
-        compare=values["compare"],
+        compare=values["compare"], strict=values["strict"],
         tolerances=validate_tolerances(table.get("tolerances", {}), f"{where}: tolerances"),
     )
 

@@ -158,3 +158,19 @@ def test_registered_check_gets_an_item_per_backend(project, monkeypatch):
         "*quantgate::drifty::probe FAILED*",
         "*quantgate::drifty::probe error: RuntimeError: probe exploded",
     ])
+
+
+def test_strict_turns_a_missing_runtime_into_a_failure(project, monkeypatch):
+    from pytest_quantgate.backends import registry
+
+    monkeypatch.setattr(registry, "missing_requirements",
+                        lambda kind: ["onnxruntime"] if kind.kind == "onnx-fp32" else [])
+    pytester = project('backends = ["same", "onnx-fp32"]')
+    result = pytester.runpytest("--quantgate", "--quantgate-strict")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*quantgate::onnx-fp32::logits not run: backend 'onnx-fp32' needs onnxruntime*"
+        "(strict: a backend that cannot run fails the gate;*",
+        "2 backends judged: 1 passed, 0 failed, 0 failed as expected, 1 skipped, 0 errors; "
+        "degraded rate 50% (1 of 2 could not produce a verdict)",
+    ])

@@ -74,6 +74,10 @@ class GateItem(pytest.Item):
         if st.compare is not None and result.verdict in ("passed", "failed"):
             regression = st.compare.item_regression(gate, self.backend, self.check)
         if result.verdict == "skipped":
+            if gate.config.strict:
+                raise QuantgateFailure(f"{self.nodeid} not run: {result.reason} "
+                                       "(strict: a backend that cannot run fails the gate; "
+                                       "install its runtime or remove it from backends)")
             pytest.skip(result.reason)
         if result.verdict == "missing":
             pytest.skip(f"not measured: {result.reason}")

@@ -8,7 +8,7 @@ from .state import State
 
 
 def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
-    from ..report.table import backend_verdict, render, rows
+    from ..report.table import backend_verdict, degraded, render, rows
 
     gate = st.session()
     reporter.write_sep("=", "quantgate")
@@ -17,7 +17,9 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
                         f"{cfg.eval.name}; model {cfg.model}")
     for line in render(rows(gate)):
         reporter.write_line(line)
-    reporter.write_line("build s: * = loaded from the cache (the figure is the original build)")
+    reporter.write_line("build s: * = loaded from the cache (the figure is the original build); "
+                        "checks p/f/s = passed/failed/skipped")
+    reporter.write_line(degraded(gate))
     for name in gate.judged():
         word, reason = backend_verdict(gate, name)
         if word != "PASS" and reason:

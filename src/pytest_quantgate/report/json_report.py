@@ -8,7 +8,7 @@ from typing import Any
 
 from ..cache import write_json_atomic
 from ..session import GateSession
-from .table import backend_verdict
+from .table import backend_verdict, degraded
 
 FORMAT = "pytest-quantgate-report"
 VERSION = 1
@@ -31,6 +31,7 @@ def build_report(gate: GateSession) -> dict[str, Any]:
         "backends": {},
     }
     report["not_run"] = [n for n in cfg.backends if n not in gate.judged()]
+    report["summary"] = degraded(gate)
     for name in gate.judged():
         entry = _run(gate, name)
         word, reason = backend_verdict(gate, name)

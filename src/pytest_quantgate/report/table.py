@@ -8,7 +8,7 @@ from ..records import CheckResult
 from ..session import GateSession
 
 HEADER = ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
-          "F1 Δ", "verdict")
+          "F1 Δ", "checks p/f/s", "verdict")
 
 
 def backend_verdict(gate: GateSession, name: str) -> tuple[str, str]:
@@ -58,7 +58,7 @@ def rows(gate: GateSession) -> list[tuple[str, ...]]:
         if info and info.cache_hit:
             build += "*"
         if name == gate.config.reference:
-            out.append((name, run.precision, size, build, "ref", "ref", "ref", "ref", "ref",
+            out.append((name, run.precision, size, build, "ref", "ref", "ref", "ref", "ref", "",
                         "REFERENCE" if run.status == "ok" else run.status.upper()))
             continue
         gate.results(name)
@@ -67,8 +67,33 @@ def rows(gate: GateSession) -> list[tuple[str, ...]]:
         out.append((name, run.precision, size, build, _f(v, "max_abs_logit", "{:.4f}"),
                     _f(v, "mean_abs_logit", "{:.4f}"), _f(v, "top1_agreement", "{:.3f}"),
                     _f(v, "accuracy_delta", "{:+.3f}", neg=True),
-                    _f(v, "f1_delta", "{:+.3f}", neg=True), word))
+                    _f(v, "f1_delta", "{:+.3f}", neg=True), _counts(gate, name), word))
     return out
+
+
+def _counts(gate: GateSession, name: str) -> str:
+    """passed/failed/skipped checks of a backend (errors count as failed, missing as skipped)."""
+    verdicts = [r.verdict for r in gate.records(name).values()]
+    passed = verdicts.count("passed")
+    failed = verdicts.count("failed") + verdicts.count("error")
+    return f"{passed}/{failed}/{len(verdicts) - passed - failed}"
+
+
+def degraded(gate: GateSession) -> str:
+    """One line: how many judged backends passed, failed, could not run; the degraded rate."""
+    words = [backend_verdict(gate, n)[0] for n in gate.judged()]
+    n = len(words)
+    if not n:
+        return "no backend was judged"
+    passed = sum(w == "PASS" for w in words)
+    expected = sum(w == "FAIL (expected)" for w in words)
+    failed = sum(w in ("FAIL", "XPASS (strict: fails)") for w in words)
+    skipped = sum(w == "SKIP" for w in words)
+    errors = sum(w == "ERROR" for w in words)
+    rate = (skipped + errors) / n
+    return (f"{n} backends judged: {passed} passed, {failed} failed, {expected} failed as "
+            f"expected, {skipped} skipped, {errors} errors; degraded rate {rate:.0%} "
+            f"({skipped + errors} of {n} could not produce a verdict)")
 
 
 def render(table: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> list[str]:
