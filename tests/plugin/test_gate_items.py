@@ -102,7 +102,8 @@ def test_warm_run_loads_the_reference_from_the_cache(project):
     result = pytester.runpytest("--quantgate", "--quantgate-json", "r.json")
     report = json.loads((pytester.path / "r.json").read_text())
     assert report["reference"]["timing"]["reference_cached"] is True
-    result.stdout.fnmatch_lines(["ref *0.0[*] *REFERENCE"])
+    result.stdout.fnmatch_lines(["reference ref on 45 inputs of golden.jsonl (outputs loaded from "
+                                 "the cache, not recomputed)*", "ref *0.0[*] *REFERENCE"])
 
 
 def test_backend_whose_runtime_is_missing_is_skipped_with_the_reason(project, monkeypatch):

@@ -13,8 +13,12 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
     gate = st.session()
     reporter.write_sep("=", "quantgate")
     cfg = gate.config
+    ref = gate.run(cfg.reference)
+    how = ("outputs loaded from the cache, not recomputed" if ref.reference_cached
+           else f"outputs computed in {ref.seconds:.1f} s and cached" if ref.status == "ok"
+           else ref.status)
     reporter.write_line(f"reference {cfg.reference} on {len(gate.examples)} inputs of "
-                        f"{cfg.eval.name}; model {cfg.model}")
+                        f"{cfg.eval.name} ({how}); model {cfg.model}")
     for line in render(rows(gate)):
         reporter.write_line(line)
     reporter.write_line("build s: * = loaded from the cache (the figure is the original build); "
