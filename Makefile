@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup browser demo test lint unit bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The browser tests (tests/browser) drive Debian's chromium through playwright; without it they
+# skip with the reason, so a machine without apt-get still runs the rest.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser tests will skip"; fi
+
+setup: $(STAMP) browser
 
 # Builds the demo data and model (seconds; skipped when up to date), then runs the gate on it.
 demo: setup

@@ -62,4 +62,5 @@ def _load_builtin_specs() -> None:
 
 # Modules whose import registers CheckSpecs. Each must stay import-light (no numpy-heavy work,
 # no frameworks at module level): they run at collection time.
-_SPEC_MODULES: tuple[str, ...] = ("pytest_quantgate.inspect.specs",)
+_SPEC_MODULES: tuple[str, ...] = ("pytest_quantgate.inspect.specs",
+                                  "pytest_quantgate.adversarial.specs")

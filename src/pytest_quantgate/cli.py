@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_options(compare.add_argument)
     show = sub.add_parser("show", help="print a report")
     show.add_argument("report", type=Path)
+    show.add_argument("--html", type=Path, metavar="OUT", help="also render the quantgate JSON "
+                      "report to this self-contained HTML file")
     return parser
 
 
@@ -39,7 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "compare":
             return _compare(args)
-        return _show(args.report)
+        code = _show(args.report)
+        if args.html is not None:
+            from .report.html.cli import render_stored
+
+            print(f"quantgate HTML report: {render_stored(args.report, args.html)}")
+        return code
     except QuantgateError as exc:
         print(f"quantgate: {exc}", file=sys.stderr)
         return 2

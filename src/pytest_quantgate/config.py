@@ -85,6 +85,18 @@ FIELDS: tuple[Field, ...] = (
           "pytest-benchmark saved run; a regression fails its item"),
     Field("strict", "bool", False, "a backend that cannot run here (runtime missing) fails "
           "instead of being skipped"),
+    Field("html", "path", None, "write the self-contained HTML report here"),
+    Field("inspect", "list", [], "texts whose softmax and logits the HTML report charts for "
+          "every backend (besides the worst inputs)"),
+    # docs/adversarial.md says where each default comes from (measured on the demo).
+    Field("adversarial_max_examples", "int", 200, "generated inputs per backend's adversarial "
+          "item (0 turns the item off)", minimum=0),
+    Field("adversarial_budget", "int", 30, "seconds an adversarial item may search and shrink "
+          "before it reports what it has", minimum=1),
+    Field("adversarial_seed", "int", None, "seed of the adversarial search (default: a fresh "
+          "one per run, or 0 under the ci profile)", minimum=0),
+    Field("adversarial_profile", "choice", "auto", "ci: derandomised (fixed seed); dev: a fresh "
+          "seed per run; auto: ci when the CI environment variable is set", ("auto", "dev", "ci")),
 )
 FIELD_BY_KEY = {f.key: f for f in FIELDS}
 TABLE_KEYS = ("thresholds", "backend", "tolerances")
@@ -117,7 +129,13 @@ class Config:
     latency_warmup: int = 2
     compare: Path | None = None
     strict: bool = False
+    html: Path | None = None
+    inspect: tuple[str, ...] = ()
     tolerances: Mapping[str, Tolerance | float] = field(default_factory=dict)
+    adversarial_max_examples: int = 200
+    adversarial_budget: int = 30
+    adversarial_seed: int | None = None
+    adversarial_profile: str = "auto"
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
@@ -220,7 +238,12 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         latency=values["latency"], latency_batch_sizes=tuple(values["latency_batch_sizes"]),
         latency_rounds=values["latency_rounds"], latency_warmup=values["latency_warmup"],
         compare=values["compare"], strict=values["strict"],
+        html=values["html"], inspect=tuple(values["inspect"]),
         tolerances=validate_tolerances(table.get("tolerances", {}), f"{where}: tolerances"),
+        adversarial_max_examples=values["adversarial_max_examples"],
+        adversarial_budget=values["adversarial_budget"],
+        adversarial_seed=values["adversarial_seed"],
+        adversarial_profile=values["adversarial_profile"],
     )
 
 

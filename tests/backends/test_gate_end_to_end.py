@@ -49,7 +49,8 @@ def test_swapped_user_export_fails_the_gate(pytester, demo, swapped_export):
     _project(pytester, demo, 'backends = ["user-export"]\n[[tool.quantgate.backend]]\n'
              f'name = "user-export"\nkind = "onnx"\npath = "{swapped_export}"\n')
     result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=4, passed=1)  # logits, topk, accuracy, contract; determinism
+    # logits, topk, accuracy, contract, adversarial fail; determinism passes
+    result.assert_outcomes(failed=5, passed=1)
     result.stdout.fnmatch_lines([
         "*quantgate::user-export::logits failed: max_abs_logit * > 0.001 on */120 inputs*",
         "*quantgate::user-export::topk failed: top1_agreement * < 0.999*",
@@ -68,7 +69,24 @@ def test_correct_user_export_and_onnx_fp32_pass(pytester, demo, tmp_path):
              f'path = "{good}"\n')
     result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "--quantgate-json",
                                 "r.json")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=12)  # 6 checks each, adversarial included
     report = json.loads((pytester.path / "r.json").read_text())
+    adversarial = report["backends"]["onnx-fp32"]["adversarial"]
+    assert adversarial["verdict"] == "passed" and 0 < adversarial["seconds"] < 60
     assert report["backends"]["onnx-fp32"]["metrics"]["max_abs_logit"] < 1e-4
     assert report["backends"]["onnx-fp32"]["info"]["size_bytes"] > 0
+
+
+def test_onnx_fp32_adversarial_passes_five_runs_of_five(pytester, demo):
+    # Five fresh seeds (dev profile): five different generated corpora, each must pass.
+    _project(pytester, demo, 'backends = ["onnx-fp32"]\nadversarial_max_examples = 100\n'
+             'adversarial_profile = "dev"\n')
+    seeds = set()
+    for _ in range(5):
+        result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "-k", "adversarial",
+                                    "--quantgate-json", "r.json")
+        result.assert_outcomes(passed=1)
+        part = json.loads((pytester.path / "r.json").read_text())["backends"]["onnx-fp32"]
+        seeds.add(part["adversarial"]["seed"])
+        assert part["adversarial"]["n_failing"] == 0 and part["adversarial"]["seconds"] < 60
+    assert len(seeds) == 5

@@ -58,9 +58,11 @@ def write_project(root: Path, table: str, *, backends_toml: str = BACKENDS_TOML)
     (root / "data").mkdir(exist_ok=True)
     (root / "data" / "golden.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     write_fake_model(root / "model", LABELS, [r["text"] for r in rows])
+    # Adversarial items only where a test asks for them (before the table: it may open subtables).
+    off = "" if "adversarial_max_examples" in table else "adversarial_max_examples = 0\n"
     (root / "pyproject.toml").write_text(
         '[tool.quantgate]\nmodel = "model"\neval = "data/golden.jsonl"\nreference = "ref"\n'
-        + table + "\n" + backends_toml)
+        + off + table + "\n" + backends_toml)
     return root
 
 

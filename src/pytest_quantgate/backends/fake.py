@@ -6,7 +6,9 @@ Knobs make it misbehave the way real backends do: ``drift`` adds noise to the lo
 ``nan_rate`` poisons a share of rows, ``swap_inputs`` swaps attention_mask and token_type_ids
 (the keyword-export bug), ``delay`` slows every batch, ``input_dtype`` declares int32 inputs,
 ``raw_int32`` reads int64 ids as int32 bytes (the TensorRT raw-buffer bug), ``label_permutation``
-reorders the output columns, ``dropout`` drops random tokens on every call (nondeterminism).
+reorders the output columns, ``dropout`` drops random tokens on every call (nondeterminism),
+``digit_percent_fault`` rolls the logits of rows where a digit token is followed by the ``%``
+token (the fake sees ids, not text: it finds those ids in the model dir's tokenizer.json).
 Noise and NaN rows depend only on a row's tokens, so results do not depend on batching.
 """
 
@@ -44,6 +46,8 @@ class FakeRunner(Runner):
                                        "list every class id once"))
         self._perm = np.array(perm)
         self._calls = 0
+        self.digit_ids = np.zeros(0, dtype=np.int64)  # set by create() for digit_percent_fault
+        self.percent_id = -1
 
     def _activate_impl(self) -> None:
         pass
@@ -77,6 +81,12 @@ class FakeRunner(Runner):
                 logits[row] += rng.normal(0.0, drift, size=logits.shape[1]) if drift else 0.0
                 if nan_rate and rng.random() < nan_rate:
                     logits[row] = np.nan
+        if self.options.get("digit_percent_fault"):
+            ids = feed["input_ids"].astype(np.int64)
+            hit = np.isin(ids[:, :-1], self.digit_ids) & (ids[:, 1:] == self.percent_id) \
+                & (mask[:, 1:] != 0)
+            rows = hit.any(axis=1)
+            logits[rows] = np.roll(logits[rows], 1, axis=1) * 3.0
         if self.options.get("delay"):
             time.sleep(float(self.options["delay"]))
         return {"logits": logits[:, self._perm].astype(np.float32)}
@@ -94,6 +104,22 @@ def _row_seed(ids: np.ndarray, mask: np.ndarray) -> int:
     return int.from_bytes(hashlib.blake2b(real.tobytes(), digest_size=8).digest(), "little")
 
 
+def _digit_percent_ids(model_dir: Any) -> tuple[np.ndarray, int]:
+    """Ids of the all-digit tokens and of '%' in the model dir's tokenizer.json (-1: absent)."""
+    import json
+    from pathlib import Path
+
+    try:
+        vocab = json.loads((Path(model_dir) / "tokenizer.json").read_text())["model"]["vocab"]
+    except (OSError, ValueError, KeyError, TypeError):
+        vocab = {}
+    digits = [int(i) for tok, i in dict(vocab).items() if tok.isdigit()]
+    return np.array(digits, dtype=np.int64), int(vocab.get("%", -1))
+
+
 def create(decl: BackendDecl, ctx: BuildContext) -> FakeRunner:
-    return FakeRunner(decl.name, decl.precision, vocab_size=ctx.vocab_size,
-                      num_labels=ctx.num_labels, options=decl.options)
+    runner = FakeRunner(decl.name, decl.precision, vocab_size=ctx.vocab_size,
+                        num_labels=ctx.num_labels, options=decl.options)
+    if decl.options.get("digit_percent_fault"):
+        runner.digit_ids, runner.percent_id = _digit_percent_ids(ctx.model_dir)
+    return runner

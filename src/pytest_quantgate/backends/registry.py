@@ -177,7 +177,11 @@ BUILTIN: dict[str, BackendKind] = {
                                                      "permutation[i] (a permuted label order)"),
                      "dropout": OptionSpec((int, float), 0.0, None,
                                            "share of embedding rows dropped at random per "
-                                           "call (dropout left on: nondeterministic)")},
+                                           "call (dropout left on: nondeterministic)"),
+                     "digit_percent_fault": OptionSpec(bool, False, None,
+                                                       "misbehave (roll the logits) only on "
+                                                       "inputs where a digit token is followed "
+                                                       "by the '%' token (a planted fault)")},
                     help="pure-numpy model with knobs, for trying and testing the plugin"),
     )
 }

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import DataError, problem
 
 REPORT_FORMAT = "pytest-quantgate-report"
-SUPPORTED_VERSION = 1
+SUPPORTED_VERSION = 2  # 2 only added keys (charts' data) that comparisons do not read
 EXTRA_INFO_VERSION = 1  # extra_info["quantgate"] of a latency benchmark
 
 # backend -> check -> measure -> (value, op); op "<=" means lower is better

@@ -7,8 +7,6 @@ only when a backend that needs them runs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from .fixtures import quantgate, quantgate_backend, quantgate_reference
@@ -80,11 +78,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     st = session.config.stash.get(STATE_KEY, None)
-    if st is not None and st.gate is not None and st.config is not None and st.config.json:
-        from ..report.json_report import write_report
+    if st is not None and st.gate is not None and st.config is not None \
+            and (st.config.json or st.config.html):
+        from .reports import write_reports
 
-        path = write_report(st.gate, Path(st.config.json))
-        st.outcomes["json"] = str(path)
+        write_reports(st)
     if st is not None and st.compare is not None and st.compare.update:
         from .comparing import accept
 

@@ -39,6 +39,8 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
             reporter.write_line("(expected) " + diagnosis((topk or failed)[0]))
     if "json" in st.outcomes:
         reporter.write_line(f"quantgate JSON report: {st.outcomes['json']}")
+    if "html" in st.outcomes:
+        reporter.write_line(f"quantgate HTML report: {st.outcomes['html']}")
     from .comparing import write_comparison
     from .latency import write_latency
 

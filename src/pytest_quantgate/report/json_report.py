@@ -11,11 +11,16 @@ from ..session import GateSession
 from .table import backend_verdict, degraded
 
 FORMAT = "pytest-quantgate-report"
-VERSION = 1
+# 2: "created", "labels", "inspected" (logits of named and worst inputs), per-backend "drift"
+# (|logit diff| histogram, flip matrix) and "comparison"; readers of 1 ignore the new keys.
+VERSION = 2
 
 
-def build_report(gate: GateSession) -> dict[str, Any]:
+def build_report(gate: GateSession, comparison: dict[str, Any] | None = None) -> dict[str, Any]:
+    import time
+
     from ..manifest import build_manifest
+    from .inspected import drift_entry, inspected_inputs
 
     cfg = gate.config
     files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
@@ -39,8 +44,18 @@ def build_report(gate: GateSession) -> dict[str, Any]:
             verdict=word, reason=reason, expected_failure=name in cfg.expect_fail,
             thresholds=gate.thresholds(name), metrics=gate.metrics.get(name, {}),
             checks=[r.to_dict() for r in gate.records(name).values()],
-            latency={str(size): s.to_dict() for size, s in gate.latency.get(name, {}).items()})
+            latency={str(size): s.to_dict() for size, s in gate.latency.get(name, {}).items()},
+            drift=drift_entry(gate, name))
+        # The generated corpus is its own slice next to the golden set's metrics (issue 3).
+        adversarial = gate.records(name).get("adversarial")
+        if adversarial is not None and "adversarial" in adversarial.details:
+            entry["adversarial"] = {"verdict": adversarial.verdict, "reason": adversarial.reason,
+                                    **adversarial.details["adversarial"]}
         report["backends"][name] = entry
+    failing = [n for n, e in report["backends"].items() if e["verdict"] != "PASS"]
+    report.update(created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  labels=list(gate.facts.labels), inspected=inspected_inputs(gate, failing),
+                  comparison=comparison)
     return report
 
 
@@ -59,6 +74,6 @@ def _run(gate: GateSession, name: str) -> dict[str, Any]:
     }
 
 
-def write_report(gate: GateSession, path: Path) -> Path:
-    write_json_atomic(path, build_report(gate))
+def write_report(gate: GateSession, path: Path, comparison: dict[str, Any] | None = None) -> Path:
+    write_json_atomic(path, build_report(gate, comparison))
     return path

@@ -1,0 +1,19 @@
+"""The adversarial check's registration. Imported at collection: no numpy, no Hypothesis here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..checks import CheckSpec, register
+
+if TYPE_CHECKING:
+    from ..session import GateSession
+
+
+def _applies(gate: GateSession, backend: str) -> bool:
+    return backend != gate.config.reference and gate.config.adversarial_max_examples > 0
+
+
+register(CheckSpec("adversarial", "pytest_quantgate.adversarial.check:check", _applies,
+                   "generated inputs (typos, scripts, numbers, markup, long texts...) stay within "
+                   "the thresholds; failures shrunk by Hypothesis and replayed first next run"))

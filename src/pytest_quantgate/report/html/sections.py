@@ -1,0 +1,166 @@
+"""The sections of the HTML report, each drawn from the JSON report's plain values.
+
+A section whose data the report does not hold says so in words ("not measured"), never shows
+an empty chart.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import charts
+from .charts import esc
+
+TOPK = 3
+
+
+def not_measured(text: str) -> str:
+    return f'<p class="not-measured">Not measured: {esc(text)}</p>'
+
+
+def softmax(row: list[float | None]) -> list[float] | None:
+    if any(v is None or not math.isfinite(v) for v in row) or not row:
+        return None
+    vals = [float(v) for v in row if v is not None]
+    peak = max(vals)
+    exps = [math.exp(v - peak) for v in vals]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def inspected(report: dict[str, Any]) -> str:
+    """Per input: top-k softmax per backend side by side, and all logits on one chart."""
+    items = report.get("inspected")
+    if items is None:
+        return ("<h2>Inputs</h2>" + not_measured(
+            f"per-input logits (this report is version {report.get('version')}; version 2 "
+            "stores them)"))
+    if not items:
+        return "<h2>Inputs</h2>" + not_measured("no backend produced logits")
+    labels = [str(x) for x in report.get("labels") or []]
+    parts = ['<h2 id="inputs">Inputs: named and worst</h2>',
+             '<p class="note">Inputs named in <code>inspect</code> and each backend\'s worst '
+             "inputs by max |logit diff|. Softmax top-3 per backend side by side, then every "
+             "label's raw logit, the reference in black.</p>"]
+    for n, item in enumerate(items):
+        logits: dict[str, Any] = item.get("logits") or {}
+        names = list(logits)
+        label = f" · label {esc(item['label'])}" if item.get("label") is not None else ""
+        parts.append(f'<section class="input" id="input-{n}"><h3 class="input-text">'
+                     f"{esc(item.get('text', ''))}</h3><p class=\"why\">"
+                     f"{esc('; '.join(item.get('why') or []))}{label}</p>")
+        panels = []
+        for name in names:
+            row = logits[name]
+            probs = softmax(row) if row is not None else None
+            head = f'<div class="panel"><div class="panel-title">{esc(name)}</div>'
+            if row is None:
+                panels.append(head + not_measured("this backend did not run") + "</div>")
+            elif probs is None:
+                panels.append(head + '<p class="bad">NaN/Inf logits</p></div>')
+            else:
+                top = sorted(range(len(probs)), key=lambda j: -probs[j])[:TOPK]
+                bars = [(labels[j] if j < len(labels) else str(j), probs[j]) for j in top]
+                panels.append(head + charts.hbars(bars, label=f"softmax top-{TOPK} of {name}",
+                                                  width=260, left=80).replace('class="chart"',
+                                                                     'class="chart softmax"')
+                              + "</div>")
+        parts.append('<div class="panels">' + "".join(panels) + "</div>")
+        series = [(name, list(logits[name] or [None] * len(labels))) for name in names]
+        parts.append(charts.grouped_bars(labels, series, label=f"raw logits of input {n}",
+                                         value_label="logit").replace('class="chart"',
+                                                                      'class="chart logits"'))
+        parts.append(legend(names) + "</section>")
+    return "".join(parts)
+
+
+def legend(names: list[str]) -> str:
+    keys = [f'<span class="key"><i style="background:'
+            f'{charts.REFERENCE_COLOR if i == 0 else charts.color(i - 1)}"></i>{esc(n)}</span>'
+            for i, n in enumerate(names)]
+    return '<div class="legend">' + "".join(keys) + "</div>"
+
+
+def backend(name: str, entry: dict[str, Any], labels: list[str]) -> str:
+    """One backend: verdict, |logit diff| histogram, flip matrix, checks, calibration."""
+    verdict = str(entry.get("verdict", ""))
+    cls = "pass" if verdict == "PASS" else "fail"
+    out = [f'<section class="backend" id="backend-{esc(name)}"><h3>{esc(name)} '
+           f'<span class="verdict {cls}">{esc(verdict)}</span></h3>',
+           f'<p class="reason">{esc(entry.get("reason") or "")}</p>']
+    drift = entry.get("drift")
+    if drift is None:
+        why = (entry.get("status_reason") or "the backend did not run" if "drift" in entry
+               else "drift data (report version 1)")
+        out.append(not_measured(str(why)))
+    else:
+        hist = drift["histogram"]
+        limit = (entry.get("thresholds") or {}).get("max_abs_logit")
+        out.append('<div class="row">' + charts.histogram(
+            hist["counts"], hist["log10_min"], hist["log10_step"], limit,
+            label=f"|logit diff| distribution of {name}", nonfinite=hist.get("nonfinite", 0))
+            .replace('class="chart"', 'class="chart hist"'))
+        out.append(charts.heatmap(drift["flips"], labels, label=f"flip matrix of {name}")
+                   .replace('class="chart"', 'class="chart flips"') + "</div>")
+        flips = sum(c for i, r in enumerate(drift["flips"]) for j, c in enumerate(r) if i != j)
+        out.append(f'<p class="note">{flips} inputs change their top-1 label.</p>')
+    checks = entry.get("checks") or []
+    rows = "".join(f"<tr><td>{esc(c.get('check'))}</td><td class=\"v-{esc(c.get('verdict'))}\">"
+                   f"{esc(c.get('verdict'))}</td><td>{esc(c.get('reason'))}</td></tr>"
+                   for c in checks)
+    out.append(f'<table class="checks"><tr><th>check</th><th>verdict</th><th>reason</th></tr>'
+               f"{rows}</table>")
+    calib = next((c for c in checks if c.get("check") == "calibration"), None)
+    tensors = ((calib or {}).get("details") or {}).get("worst_tensors")
+    if tensors:
+        limit = next((m.get("threshold") for m in calib.get("measures", ())  # type: ignore[union-attr]
+                      if m.get("name") == "max_clipping_rate"), None)
+        out.append("<h4>Calibration: clipping rate per tensor (worst tensors, golden set)</h4>")
+        out.append(charts.hbars(sorted(tensors.items(), key=lambda kv: -kv[1]),
+                                label=f"calibration clipping of {name}", limit=limit)
+                   .replace('class="chart"', 'class="chart clipping"'))
+    return "".join(out) + "</section>"
+
+
+def tradeoffs(report: dict[str, Any]) -> str:
+    """Size and latency against top-1 agreement, one point per backend."""
+    backends: dict[str, Any] = report.get("backends") or {}
+    out = ['<h2 id="tradeoffs">Size and latency against quality</h2>']
+    sized = [(n, e["info"]["size_bytes"] / 1e6, e["metrics"]["top1_agreement"])
+             for n, e in backends.items() if (e.get("info") or {}).get("size_bytes")
+             and "top1_agreement" in (e.get("metrics") or {})]
+    out.append(charts.scatter(sized, x_label="size on disk (MB)", y_label="top-1 agreement",
+                              label="size against quality").replace(
+                                  'class="chart"', 'class="chart scatter"')
+               if sized else not_measured("no backend recorded its size"))
+    timed = []
+    for n, e in backends.items():
+        lat = e.get("latency") or {}
+        if lat and "top1_agreement" in (e.get("metrics") or {}):
+            size = max(lat, key=int)
+            timed.append((f"{n} (b{size})", lat[size]["median"] * 1e3, e["metrics"]["top1_agreement"]))
+    out.append(charts.scatter(timed, x_label="median latency (ms, largest batch)",
+                              y_label="top-1 agreement", label="latency against quality",
+                              log_x=True).replace('class="chart"', 'class="chart scatter"')
+               if timed else not_measured("latency was not timed in this run (set latency = true "
+                                          "or pass --quantgate-latency)"))
+    return "".join(out)
+
+
+def comparison(report: dict[str, Any]) -> str:
+    cmp = report.get("comparison")
+    out = ['<h2 id="comparison">Baseline against now</h2>']
+    if not cmp:
+        return "".join(out) + not_measured("no baseline was compared in this run "
+                                           "(--quantgate-compare BASELINE)")
+    out.append(f'<p class="note">baseline: {esc(cmp.get("baseline"))}</p>')
+    rows = "".join(
+        f"<tr class=\"{'regressed' if d.get('regressed') else ''}\"><td>{esc(d.get('backend'))}"
+        f"</td><td>{esc(d.get('check'))}</td><td>{esc(d.get('name'))}</td>"
+        f"<td>{float(d.get('baseline', 0)):.4g}</td><td>{float(d.get('now', 0)):.4g}</td>"
+        f"<td>{'REGRESSED' if d.get('regressed') else 'ok'}</td><td>{esc(d.get('note', ''))}</td></tr>"
+        for d in cmp.get("deltas") or [])
+    out.append('<table class="comparison"><tr><th>backend</th><th>check</th><th>measure</th>'
+               f"<th>baseline</th><th>now</th><th></th><th>note</th></tr>{rows}</table>")
+    return "".join(out)

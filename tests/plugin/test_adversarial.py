@@ -1,0 +1,102 @@
+"""The adversarial items on the fake backend: a planted fault is found, shrunk and replayed."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import BACKENDS_TOML, LABELS
+
+PLANTED = BACKENDS_TOML + """
+[[tool.quantgate.backend]]
+name = "percent"
+kind = "fake"
+digit_percent_fault = true
+"""
+
+
+def _with_digits(pytester):  # the fake model's vocabulary gets the digit and '%' tokens
+    from pytest_quantgate.backends.fake_model import write_fake_model
+
+    texts = [json.loads(line)["text"] for line in
+             (pytester.path / "data" / "golden.jsonl").read_text().splitlines()]
+    write_fake_model(pytester.path / "model", LABELS, [*texts, "0 1 2 3 4 5 6 7 8 9 %"])
+    return pytester
+
+
+def _slice(pytester, name):
+    report = json.loads((pytester.path / "report.json").read_text())
+    return report["backends"][name]["adversarial"]
+
+
+def test_planted_fault_is_found_shrunk_and_replayed_first(project):
+    pytester = _with_digits(project('backends = ["same", "percent"]\njson = "report.json"\n'
+                                    'adversarial_max_examples = 200', backends_toml=PLANTED))
+    # Seed 1 draws "<digit>%" texts; the second run gets a fresh seed.
+    result = pytester.runpytest("--quantgate", "-k", "adversarial",
+                                "--quantgate-adversarial-seed=1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*quantgate::percent::adversarial failed: */200 generated inputs break the thresholds "
+        "(max_abs_logit 0.001, or a top-1 flip where the reference's margin exceeds tie_margin "
+        "0.1); minimal input after shrinking: '*' (* chars); seed *",
+        "  worst inputs (* shown; reference | percent):",
+    ])
+    first = _slice(pytester, "percent")
+    minimal = first["minimal"]
+    assert len(minimal) <= 20 and any(c.isdigit() for c in minimal.split("%")[0][-1:]), minimal
+    assert first["failing"][0]["text"] == minimal and first["n_failing"] >= 1
+    assert _slice(pytester, "same")["n_failing"] == 0
+    # The next run (a fresh seed: another corpus) tries the saved failure before anything else.
+    again = pytester.runpytest("--quantgate", "-k", "percent and adversarial")
+    again.assert_outcomes(failed=1)
+    second = _slice(pytester, "percent")
+    assert second["seed"] != first["seed"]
+    assert second["first_tried"] == minimal and second["minimal"] == minimal
+
+
+def test_benign_backend_passes_and_its_time_is_in_the_report(project):
+    pytester = project('backends = ["same"]\njson = "report.json"\nadversarial_max_examples = 60')
+    result = pytester.runpytest("--quantgate", "-v", "-k", "adversarial")
+    result.assert_outcomes(passed=1)
+    part = _slice(pytester, "same")
+    assert part["verdict"] == "passed" and part["n_inputs"] == 60 and part["n_failing"] == 0
+    assert 0 < part["seconds"] < 60 and part["metrics"]["top1_agreement"] == 1.0
+
+
+def test_ci_profile_is_derandomised(project, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    pytester = project('backends = ["same"]\njson = "report.json"\nadversarial_max_examples = 30')
+    seen = []
+    for _ in range(2):
+        pytester.runpytest("--quantgate", "-k", "adversarial").assert_outcomes(passed=1)
+        part = _slice(pytester, "same")
+        seen.append((part["profile"], part["seed"], part["first_tried"]))
+    assert seen[0] == seen[1] and seen[0][:2] == ("ci", 0)
+
+
+def test_without_hypothesis_the_item_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    import sys
+
+    from conftest import write_project
+
+    from pytest_quantgate.checks import checks_for
+    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.session import GateSession
+
+    root = write_project(tmp_path, 'backends = ["same"]\nadversarial_max_examples = 20')
+    config = load(read_table(root / "pyproject.toml"), base_dir=root, cli={}, cli_dir=root,
+                  source="test")
+    gate = GateSession(config)
+    assert "adversarial" in checks_for(gate, "same")
+    monkeypatch.setitem(sys.modules, "pytest_quantgate.strategies", None)  # import fails
+    result = gate.check("same", "adversarial")
+    assert result.verdict == "skipped"
+    assert result.reason.startswith("the adversarial check needs Hypothesis (")
+    assert "install it with pip install 'pytest-quantgate[adversarial]'" in result.reason
+
+
+def test_max_examples_zero_turns_the_item_off(project):
+    pytester = project('backends = ["same"]\nadversarial_max_examples = 0')
+    result = pytester.runpytest("--quantgate", "--collect-only", "-q")
+    assert not [line for line in result.outlines if "adversarial" in line]
+    assert any("quantgate::same::logits" in line for line in result.outlines)
