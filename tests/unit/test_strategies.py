@@ -56,7 +56,8 @@ def test_each_kind_yields_its_perturbation(kind):
 def test_the_mix_is_diverse():
     seen: list[str] = []
 
-    @settings(max_examples=120, deadline=None, database=None)
+    # Derandomised: diversity is asserted on a fixed sample, so the test cannot flake.
+    @settings(max_examples=120, deadline=None, database=None, derandomize=True)
     @given(adversarial_texts(vocabulary=VOCAB, max_length=16))
     def prop(text):
         seen.append(text)
@@ -82,7 +83,7 @@ def test_token_batches_are_valid(data):
 def test_token_batches_cover_padding_patterns():
     seen = {"full": False, "padded": False, "pair": False, "unk": False}
 
-    @settings(max_examples=80, deadline=None, database=None)
+    @settings(max_examples=80, deadline=None, database=None, derandomize=True)
     @given(token_batches(vocab_size=30, max_length=8, unk_id=1))
     def prop(batch):
         mask = batch["attention_mask"]
