@@ -13,6 +13,20 @@ class QuantgateFailure(Exception):
     """A gate check failed; its text is the diagnosis."""
 
 
+class DiagnosisItem(pytest.Item):
+    """Shared by every gate item: a failure shows its diagnosis, not a traceback, and the
+    report location has a line (skip marks such as --benchmark-only need one)."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, QuantgateFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, 0, self.nodeid
+
+
 class GateCollector(pytest.Collector):
     """``quantgate``: the root of the gate items, beneath the session."""
 
@@ -51,7 +65,7 @@ class BackendCollector(pytest.Collector):
         return self.path, None, f"quantgate::{self.name}"
 
 
-class GateItem(pytest.Item):
+class GateItem(DiagnosisItem):
     """One check of one backend; running it runs the backend (once) and reads its record."""
 
     def __init__(self, *, backend: str, check: str, **kwargs: Any) -> None:
@@ -88,14 +102,6 @@ class GateItem(pytest.Item):
         if regression:
             raise QuantgateFailure(regression)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, QuantgateFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, 0, self.nodeid  # a line: skip marks (--benchmark-only) need one
 
 
 def gate_items(session: pytest.Session, st: State) -> list[pytest.Item]:

@@ -16,27 +16,17 @@ from typing import Any
 
 import pytest
 
+from .collection import DiagnosisItem
 from .state import State, state
 
 EXTRA_INFO_VERSION = 1
 
 
-class LatencyItem(pytest.Function):
+class LatencyItem(DiagnosisItem, pytest.Function):
     """A gate item that takes the ``benchmark`` fixture."""
 
     backend: str
     batch_size: int
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        from .collection import QuantgateFailure
-
-        if isinstance(excinfo.value, QuantgateFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, 0, self.nodeid  # a line: skip marks (--benchmark-skip) need one
 
 
 def latency_items(parent: pytest.Collector, backend: str, st: State) -> list[pytest.Item]:
