@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,6 @@ from .errors import BackendUnavailable, ConfigError, problem
 from .gate import evaluate
 from .records import CheckResult
 from .session import GateSession
-from .tasks.text_classification import predict_logits
 
 
 class QuantgateCheckFailed(AssertionError):
@@ -45,18 +45,14 @@ class BackendHandle:
         return self.gate.runner(self.name).describe()
 
     @property
-    def labels(self) -> tuple[str, ...]:
-        return self.gate.facts.labels
+    def labels(self) -> Sequence[str]:
+        """The column names of ``predict``: class labels, or a causal LM's tokens."""
+        return self.gate.class_names
 
     def predict(self, texts: Sequence[str] | str) -> np.ndarray:
-        """Logits, shape (len(texts), num_labels), widened to at least float32."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        cfg = self.gate.config
-        logits, _ = predict_logits(self.gate.runner(self.name), self.gate.encoder.encode(texts),
-                                   batch_size=cfg.batch_size, padding=cfg.padding,
-                                   pad_id=self.gate.encoder.pad_id, max_length=cfg.max_length,
-                                   num_labels=len(self.labels))
-        return logits
+        """Logits, shape (len(texts), num_labels), widened to at least float32; for a causal LM
+        the next-token logits after each text, shape (len(texts), vocab)."""
+        return self.gate.predict(self.name, [texts] if isinstance(texts, str) else list(texts))
 
     def top_k(self, text: str, k: int = 3) -> list[tuple[str, float]]:
         from .gate import _topk
@@ -84,6 +80,8 @@ class Checker:
         """Every backend stays within the thresholds on ``texts``; ``expect`` names labels."""
         single = isinstance(texts, str)
         items = [texts] if isinstance(texts, str) else list(texts)
+        if self.gate.is_lm:
+            return self._check_lm(items, expect)
         names = self.gate.facts.labels
         labels = self._labels(expect, len(items), names) if expect is not None else None
         ref = self.handle(self.gate.config.reference).predict(items)
@@ -94,8 +92,9 @@ class Checker:
                                 f"{names[int(ref[i].argmax())]} for {items[i]!r}, expected "
                                 f"{names[labels[i]]}")
         if "ppl_delta" in self.overrides:
-            failures.append("ppl_delta: missing, not passed: the perplexity check needs task "
-                            "'causal-lm', which this version does not implement; remove ppl_delta")
+            failures.append("ppl_delta: missing, not passed: perplexity is measured for task "
+                            "'causal-lm' only; this model's task is "
+                            f"{self.gate.config.task!r}, so remove ppl_delta")
         outputs, results = {}, {}
         for name in self.backends:
             try:
@@ -116,6 +115,51 @@ class Checker:
         if failures:
             raise QuantgateCheckFailed("\n".join(failures))
         return CheckReport(tuple(items), ref, outputs, results)
+
+    def _check_lm(self, texts: list[str], expect: Sequence[str] | str | None) -> CheckReport:
+        """Perplexity and next-token agreement of every backend on ``texts`` (each one a
+        document), under the test's thresholds: ``ppl`` and ``next-token`` as in the gate."""
+        import tempfile
+        from pathlib import Path
+
+        from .lm_gate import evaluate_lm
+        from .report.diagnosis import diagnosis
+        from .tasks.causal_lm import ReferenceReader, ReferenceWriter, run_pass
+
+        if expect is not None:
+            raise ConfigError(problem("quantgate.check expect", expect, "no expect for a causal "
+                                      "LM (it has no labels)", "drop expect=; the check "
+                                      "compares perplexity and next tokens with the reference"))
+        gate, cfg = self.gate, self.gate.config
+        k = max([int(gate.thresholds(b, self.overrides)["topk"]) for b in self.backends] or [3])
+        source = gate.lm_source(texts=texts)
+        kwargs: dict[str, Any] = {"window": cfg.window, "stride": cfg.stride,
+                                  "batch_size": cfg.batch_size}
+        failures: list[str] = []
+        outputs: dict[str, np.ndarray] = {}
+        results: dict[str, Mapping[str, CheckResult]] = {}
+        with tempfile.TemporaryDirectory(prefix="quantgate-check-") as tmp:
+            writer = ReferenceWriter(Path(tmp) / "reference")
+            ref = run_pass(gate.runner(cfg.reference), source, k=k, writer=writer,
+                           worst_n=0, **kwargs)
+            writer.finish({"k": k, "tally": ref.to_dict()})
+            for name in self.backends:
+                try:
+                    out = run_pass(gate.runner(name), source, k=int(gate.thresholds(
+                        name, self.overrides)["topk"]), reference=ReferenceReader(
+                        Path(tmp) / "reference"), worst_n=cfg.worst, **kwargs)
+                except BackendUnavailable as exc:
+                    failures.append(f"{name}: not run: {exc}")
+                    continue
+                res, _ = evaluate_lm(backend=name, reference=cfg.reference,
+                                     thresholds=gate.thresholds(name, self.overrides), ref=ref,
+                                     out=out, token_text=gate.token_text)
+                results[name] = res
+                outputs[name] = gate.predict(name, texts)  # next-token logits, for the report
+                failures += [diagnosis(r) for r in res.values() if r.verdict == "failed"]
+        if failures:
+            raise QuantgateCheckFailed("\n".join(failures))
+        return CheckReport(tuple(texts), gate.predict(cfg.reference, texts), outputs, results)
 
     def _labels(self, expect: Sequence[str] | str, n: int, names: tuple[str, ...]) -> np.ndarray:
         wanted = [expect] * n if isinstance(expect, str) else list(expect)

@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from .records import CheckResult
     from .session import GateSession
 
-BUILTIN_CHECKS = ("logits", "topk", "accuracy")
+BUILTIN_CHECKS = ("logits", "topk", "accuracy")  # text classification
+LM_BUILTIN_CHECKS = ("ppl", "next-token")  # causal LM (lm_gate.py)
+CLASSIFICATION = ("text-classification",)
+
+
+def builtin_checks(task: str) -> tuple[str, ...]:
+    """The checks judged together from one run of a backend, for the task."""
+    return LM_BUILTIN_CHECKS if task == "causal-lm" else BUILTIN_CHECKS
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class CheckSpec:
     func: str  # "module:function" taking (GateSession, backend name) -> CheckResult
     applies: Callable[[GateSession, str], bool]
     help: str = ""
+    tasks: tuple[str, ...] = CLASSIFICATION  # tasks whose backends get it
 
     def run(self, gate: GateSession, backend: str) -> CheckResult:
         module, _, attr = self.func.partition(":")
@@ -42,7 +50,7 @@ EXTRA_CHECKS: dict[str, CheckSpec] = {}
 
 def register(spec: CheckSpec) -> CheckSpec:
     """Add a check; the name becomes the last part of its item ids."""
-    if spec.name in BUILTIN_CHECKS:
+    if spec.name in BUILTIN_CHECKS or spec.name in LM_BUILTIN_CHECKS:
         raise ValueError(f"check name {spec.name!r} is taken by a built-in check")
     EXTRA_CHECKS[spec.name] = spec
     return spec
@@ -51,7 +59,9 @@ def register(spec: CheckSpec) -> CheckSpec:
 def checks_for(gate: GateSession, backend: str) -> list[str]:
     """Every check a backend gets, built-in first, in registration order."""
     _load_builtin_specs()
-    return [*BUILTIN_CHECKS, *(n for n, s in EXTRA_CHECKS.items() if s.applies(gate, backend))]
+    task = gate.config.task
+    return [*builtin_checks(task), *(n for n, s in EXTRA_CHECKS.items()
+                                     if task in s.tasks and s.applies(gate, backend))]
 
 
 def _load_builtin_specs() -> None:

@@ -14,15 +14,14 @@ from typing import Any
 
 import tomllib
 
-from .backends.registry import BUILTIN, BackendDecl, declare
+from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
 from .thresholds import validate as validate_thresholds
 
 PADDINGS = ("longest", "max_length")  # defined here, not in tasks.batching: no numpy import
 
-TASKS = ("text-classification",)
-PLANNED_TASKS = {"causal-lm": "the causal-LM task (perplexity gate) is not implemented yet"}
+TASKS = ("text-classification", "causal-lm")
 
 
 @dataclass(frozen=True)
@@ -64,12 +63,18 @@ FIELDS: tuple[Field, ...] = (
     Field("model", "path", None, "Hugging Face model directory of the reference model"),
     Field("reference", "str", "torch-fp32", "backend every other backend is compared with"),
     Field("backends", "list", None, "backends to gate (default: every built-in CPU backend)"),
-    Field("eval", "path", None, 'golden JSONL set, one {"text": ..., "label": ...} per line'),
-    Field("calibration", "path", None, "JSONL texts static INT8 is calibrated on"),
+    Field("eval", "path", None, 'golden JSONL set, one {"text": ..., "label": ...} per line '
+          "(causal-lm: a plain-text corpus, one document per paragraph, or JSONL texts)"),
+    Field("calibration", "path", None, "JSONL texts static INT8 is calibrated on (causal-lm: "
+          "plain text or JSONL, like eval)"),
     Field("max_length", "int", 128, "tokens per text after truncation", minimum=1),
     Field("padding", "choice", "longest", "pad each batch to its longest text, or to max_length",
           PADDINGS),
-    Field("batch_size", "int", 32, "texts per inference call", minimum=1),
+    Field("batch_size", "int", 32, "texts (causal-lm: windows) per inference call", minimum=1),
+    Field("window", "int", 128, "causal-lm: tokens per perplexity window (at most the model's "
+          "context)", minimum=2),
+    Field("stride", "int", 64, "causal-lm: tokens between window starts; each token is scored "
+          "once, with window - stride tokens of context at least", minimum=1),
     Field("cache_dir", "path", ".quantgate-cache", "where built artifacts and reference outputs "
           "are kept"),
     Field("json", "path", None, "write the JSON report here"),
@@ -136,6 +141,8 @@ class Config:
     adversarial_budget: int = 30
     adversarial_seed: int | None = None
     adversarial_profile: str = "auto"
+    window: int = 128
+    stride: int = 64
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
@@ -196,11 +203,16 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
             raise ConfigError(problem(f"{origin[key]}: file", str(values[key]),
                                       "an existing JSONL file", "fix the path or create the file"))
 
+    if values["stride"] > values["window"]:
+        raise ConfigError(problem(f"{origin['stride']}", values["stride"],
+                                  f"at most window ({values['window']})",
+                                  "a larger stride would leave tokens unscored; lower it"))
     declared = _declared_backends(table.get("backend", []), where)
     backends = values["backends"]
     if backends is None:
         backends = [k for k in BUILTIN if "-" in k and k != values["reference"]
                     and BUILTIN[k].extra not in ("gpu", "tensorrt")  # GPU kinds: by name only
+                    and task in BUILTIN[k].tasks
                     and (values["calibration"] is not None or k != "onnx-int8-static")]
         backends += [name for name in declared
                      if name not in backends and name != values["reference"]]
@@ -213,6 +225,13 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                           "fix the name, or declare it in a [[tool.quantgate."
                                           "backend]] table with name and kind"))
             declared[name] = declare(name, name, {}, where)
+    for name in names:
+        kind = all_kinds()[declared[name].kind]
+        if task not in kind.tasks:
+            able = sorted(k for k, spec in all_kinds().items() if task in spec.tasks)
+            raise ConfigError(problem(f"{where}: kind of backend {name!r} for task {task!r}",
+                                      kind.kind, f"a kind that runs the task: one of {able}",
+                                      "remove it from backends, or set the task it runs"))
     if values["reference"] in backends:
         raise ConfigError(problem(f"{where}: backends", values["reference"],
                                   "backends other than the reference", "remove the reference "
@@ -244,6 +263,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         adversarial_budget=values["adversarial_budget"],
         adversarial_seed=values["adversarial_seed"],
         adversarial_profile=values["adversarial_profile"],
+        window=values["window"], stride=values["stride"],
     )
 
 
@@ -266,9 +286,6 @@ def _check(f: Field, value: Any, where: str, base: Path) -> Any:
         "ints": lambda v: isinstance(v, list) and bool(v) and all(
             isinstance(x, int) and not isinstance(x, bool) and x >= (f.minimum or 0) for x in v),
     }[f.kind]
-    if f.key == "task" and isinstance(value, str) and value in PLANNED_TASKS:
-        raise ConfigError(problem(where, value, f"one of {list(TASKS)}",
-                                  f"{PLANNED_TASKS[value]}; use task = 'text-classification'"))
     if not ok(value):
         if f.kind == "int" and f.minimum is not None:
             expect = f"a whole number >= {f.minimum}"

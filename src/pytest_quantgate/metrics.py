@@ -39,6 +39,7 @@ METRICS: dict[str, str] = {
     "kl_divergence": "mean over inputs of KL(softmax(reference) || softmax(backend)), in nats",
     "top1_margin": "top-1 minus top-2 softmax probability of an input (how close a flip is)",
     "nonfinite_rows": "inputs whose logits hold NaN or Inf",
+    "perplexity": "exp of the mean negative log-likelihood per predicted token (causal LM)",
 }
 
 _NO_PREDICTION = -1  # the "class" of a row with NaN logits: equals no label, no other row's class
@@ -290,3 +291,10 @@ def wilson_interval(
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return low, high
+
+
+def perplexity(nll_sum: float, tokens: int) -> float:
+    """exp(mean negative log-likelihood per token); NaN when no token was scored."""
+    if tokens <= 0:
+        return math.nan
+    return math.exp(nll_sum / tokens)

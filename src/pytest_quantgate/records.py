@@ -39,9 +39,10 @@ class Worst:
     index: int
     text: str
     label: str | None
-    score: float  # what made it worst (|logit diff| of the row)
+    score: float  # what made it worst: ``metric`` of the row
     reference: tuple[tuple[str, float], ...]
     backend: tuple[tuple[str, float], ...]
+    metric: str = "max|diff|"  # causal LM: "ppl ratio" (backend / reference on the document)
 
 
 @dataclass(frozen=True)

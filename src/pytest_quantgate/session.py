@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from .backends.base import BackendInfo, Runner
 from .backends.registry import BuildContext, create_runner
 from .cache import ArtifactCache, hash_path
+from .checks import builtin_checks
 from .config import Config
 from .errors import BackendUnavailable, DataError, QuantgateError, problem
 from .gate import evaluate
@@ -34,6 +35,7 @@ from .thresholds import resolve
 
 if TYPE_CHECKING:
     from .latency import LatencyStats
+    from .tasks.causal_lm import ReferenceReader, Source, Tally
 
 
 @dataclass
@@ -51,6 +53,28 @@ class BackendRun:
     infer_seconds: float = 0.0  # time inside the runtime's calls
     reference_cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    lm: Tally | None = None  # causal LM: what the streaming pass measured (no logits kept)
+
+
+class _TokenNames(Sequence[str]):
+    """A causal LM's vocabulary as column names, decoded on demand (50k+ tokens)."""
+
+    def __init__(self, gate: GateSession) -> None:
+        self._gate = gate
+
+    def __len__(self) -> int:
+        return self._gate.facts.vocab_size
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return repr(self._gate.token_text(int(index)))
 
 
 class GateSession:
@@ -68,17 +92,103 @@ class GateSession:
         self.latency: dict[str, dict[int, LatencyStats]] = {}  # backend -> batch size -> timing
 
     # -- data --------------------------------------------------------------------------------
+    @property
+    def is_lm(self) -> bool:
+        return self.config.task == "causal-lm"
+
     @cached_property
     def facts(self) -> ModelFacts:
-        return read_model_facts(self.config.model)
+        return read_model_facts(self.config.model, need_labels=not self.is_lm)
 
     @cached_property
     def encoder(self) -> TextEncoder:
-        return TextEncoder.from_model_dir(self.config.model, self.config.max_length)
+        # A causal LM's documents are never truncated: they are cut into windows.
+        return TextEncoder.from_model_dir(self.config.model,
+                                          0 if self.is_lm else self.config.max_length)
 
     @cached_property
     def examples(self) -> list[Example]:
+        """The eval set in memory: classification only (a causal LM's corpus is streamed)."""
+        if self.is_lm:
+            raise DataError("the causal-LM corpus is streamed, not held: use GateSession."
+                            "lm_source() (a bug if you see this from the plugin)")
         return read_examples(self.config.eval, self.facts.labels)
+
+    def lm_source(self, path: Path | None = None, texts: list[str] | None = None) -> Source:
+        """Documents of a corpus file (default: the eval corpus) or of given texts, with the
+        model's tokenizer, for the causal-LM passes."""
+        from .tasks.causal_lm import Source
+        from .tasks.corpus import iter_documents
+
+        corpus = path or self.config.eval
+
+        def documents() -> Iterator[str]:
+            if texts is not None:
+                yield from texts
+            else:
+                yield from (d.text for d in iter_documents(corpus))
+
+        def encode(batch: list[str]) -> list[np.ndarray]:
+            return [e.ids for e in self.encoder.encode(batch)]
+
+        return Source(documents, encode, self.encoder.pad_id)
+
+    def token_text(self, token_id: int) -> str:
+        return self.encoder.decode_token(token_id)
+
+    @cached_property
+    def class_names(self) -> Sequence[str]:
+        """Names of the columns ``predict`` returns: labels, or a causal LM's tokens."""
+        return _TokenNames(self) if self.is_lm else self.facts.labels
+
+    def sample_texts(self, limit: int = 200) -> list[str]:
+        """The first ``limit`` eval texts (adversarial vocabulary, examples)."""
+        if not self.is_lm:
+            return [e.text for e in self.examples[:limit]]
+        from itertools import islice
+
+        from .tasks.corpus import iter_documents
+
+        return [d.text for d in islice(iter_documents(self.config.eval), limit)]
+
+    def predict(self, name: str, texts: Sequence[str]) -> np.ndarray:
+        """Per text, what the backend outputs for it, widened to at least float32: the class
+        logits, or for a causal LM the next-token logits after the text (its final position)."""
+        cfg, texts = self.config, list(texts)
+        runner = self.runner(name)
+        if self.is_lm:
+            from .tasks.causal_lm import final_logits
+
+            out = final_logits(runner, self.lm_source(texts=texts), window=cfg.window,
+                               stride=cfg.stride, batch_size=cfg.batch_size)
+            if len(out) != len(texts):
+                raise DataError(problem("texts to predict", f"{len(texts) - len(out)} that "
+                                        "tokenise to nothing", "texts with at least one token",
+                                        "drop empty texts (or use a tokenizer that adds BOS)"))
+            return out
+        logits, _ = predict_logits(runner, self.encoder.encode(texts), batch_size=cfg.batch_size,
+                                   padding=cfg.padding, pad_id=self.encoder.pad_id,
+                                   max_length=cfg.max_length, num_labels=len(self.facts.labels))
+        return logits
+
+    @property
+    def n_inputs(self) -> int:
+        """Eval inputs: texts, or a causal LM's documents (counted by the reference's pass)."""
+        if not self.is_lm:
+            return len(self.examples)
+        ref = self.run(self.config.reference)
+        return ref.lm.docs if ref.lm is not None else 0
+
+    @property
+    def text_length(self) -> int:
+        """Tokens a text may have before the model truncates or windows it."""
+        return self.config.window if self.is_lm else self.config.max_length
+
+    @cached_property
+    def lm_k(self) -> int:
+        """The top-k the reference records: the largest any backend's thresholds ask for."""
+        return max(int(self.thresholds(b)["topk"]) for b in self.config.backends) \
+            if self.config.backends else 3
 
     @cached_property
     def encoded(self) -> list[Encoded]:
@@ -101,6 +211,8 @@ class GateSession:
 
     def context(self) -> BuildContext:
         cfg = self.config
+        if self.is_lm:
+            return self._lm_context()
 
         def example_feed() -> dict[str, np.ndarray]:
             items = self.encoded[:2]
@@ -125,6 +237,31 @@ class GateSession:
             calibration_hash=self.data_hashes.get("calibration"), base_dir=cfg.base_dir,
         )
 
+    def _lm_context(self) -> BuildContext:
+        from .tasks.causal_lm import INPUT_NAMES, iter_windows, make_lm_feed, window_batches
+
+        cfg = self.config
+
+        def example_feed() -> dict[str, np.ndarray]:
+            windows = iter_windows(self.lm_source(), cfg.window, cfg.stride)
+            return make_lm_feed([next(windows), next(windows)], self.encoder.pad_id)
+
+        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
+            if cfg.calibration is None:
+                return
+            windows = iter_windows(self.lm_source(cfg.calibration), cfg.window, cfg.stride)
+            for _, feed in window_batches(windows, batch_size=cfg.batch_size,
+                                          pad_id=self.encoder.pad_id):
+                yield feed
+
+        return BuildContext(
+            model_dir=cfg.model, model_hash=self.model_hash, cache=self.cache,
+            max_length=cfg.window, num_labels=0, vocab_size=self.facts.vocab_size,
+            input_names=INPUT_NAMES, example_feed=example_feed,
+            calibration_batches=calibration_batches,
+            calibration_hash=self.data_hashes.get("calibration"), base_dir=cfg.base_dir,
+            task=cfg.task)
+
     # -- running -----------------------------------------------------------------------------
     def runner(self, name: str) -> Runner:
         """The activated runner of a backend, built or loaded on first use."""
@@ -140,10 +277,12 @@ class GateSession:
     def _run(self, name: str) -> BackendRun:
         decl = self.config.decl(name)
         if name == self.config.reference:
-            cached = self._load_reference()
+            cached = self._load_lm_reference() if self.is_lm else self._load_reference()
             if cached is not None:
                 return cached
         try:
+            if self.is_lm:
+                return self._run_lm(name)
             runner = self.runner(name)
             start = time.perf_counter()
             logits, shapes = predict_logits(
@@ -166,15 +305,78 @@ class GateSession:
             self._save_reference(run)
         return run
 
+    def _run_lm(self, name: str) -> BackendRun:
+        """One streaming pass of a causal LM: the reference records its numbers on disk, any
+        other backend is compared with them as it goes (tasks/causal_lm.py)."""
+        from .tasks.causal_lm import ReferenceWriter, run_pass
+        from .tasks.text_classification import shape_policy
+
+        cfg, decl = self.config, self.config.decl(name)
+        runner = self.runner(name)
+        shapes = shape_policy(runner, "longest", cfg.batch_size)
+        is_ref = name == cfg.reference
+        reader = None
+        if not is_ref:
+            ref = self.run(cfg.reference)
+            if ref.status != "ok":
+                return BackendRun(name, decl.precision, "error",
+                                  f"the reference {ref.name!r} could not run: {ref.reason}")
+            reader = self._lm_reader()
+        writer = ReferenceWriter(self._reference_dir()) if is_ref else None
+        k = self.lm_k if is_ref else int(self.thresholds(name)["topk"])
+        start = time.perf_counter()
+        try:
+            tally = run_pass(runner, self.lm_source(), window=cfg.window, stride=cfg.stride,
+                             batch_size=cfg.batch_size, k=k, reference=reader, writer=writer,
+                             worst_n=cfg.worst, static_length=shapes.static_length,
+                             static_batch=shapes.static_batch)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        seconds = time.perf_counter() - start
+        run = BackendRun(name, decl.precision, "ok", info=runner.describe(), shapes=shapes,
+                         seconds=seconds, infer_seconds=runner.infer_seconds, lm=tally)
+        if writer is not None:
+            assert run.info is not None
+            writer.finish({"k": k, "tally": tally.to_dict(), "name": name,
+                           "precision": run.precision, "info": asdict(run.info),
+                           "shapes": asdict(shapes), "seconds": seconds,
+                           "infer_seconds": run.infer_seconds})
+        return run
+
+    def _lm_reader(self) -> ReferenceReader:
+        from .tasks.causal_lm import ReferenceReader
+
+        return ReferenceReader(self._reference_dir())
+
+    def _load_lm_reference(self) -> BackendRun | None:
+        from .tasks.causal_lm import Tally
+
+        try:
+            meta = self._lm_reader().meta
+            tally = Tally(**meta["tally"])
+            info = BackendInfo(**{**meta["info"], "cache_hit": True})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if meta.get("k", 0) < self.lm_k:
+            return None
+        return BackendRun(meta["name"], meta["precision"], "ok", info=info,
+                          shapes=Shapes(**meta["shapes"]), seconds=meta["seconds"],
+                          infer_seconds=meta["infer_seconds"], reference_cached=True, lm=tally)
+
     # -- reference outputs, cached by content ------------------------------------------------
     def _reference_parts(self) -> dict[str, Any]:
         from .manifest import package_versions
 
         cfg, decl = self.config, self.config.decl(self.config.reference)
-        return {"model": self.model_hash, "eval": self.data_hashes["eval"],
-                "max_length": cfg.max_length, "padding": cfg.padding,
-                "batch_size": cfg.batch_size, "backend": [decl.kind, dict(decl.options)],
-                "tokenizer": self.encoder.source, "versions": package_versions()}
+        parts = {"model": self.model_hash, "eval": self.data_hashes["eval"],
+                 "max_length": cfg.max_length, "padding": cfg.padding,
+                 "batch_size": cfg.batch_size, "backend": [decl.kind, dict(decl.options)],
+                 "tokenizer": self.encoder.source, "versions": package_versions()}
+        if self.is_lm:  # classification keys stay as they were: existing caches stay valid
+            parts.update(task=cfg.task, window=cfg.window, stride=cfg.stride, k=self.lm_k)
+        return parts
 
     def _reference_dir(self) -> Path:
         from .cache import hash_parts
@@ -212,7 +414,8 @@ class GateSession:
     # -- judging -----------------------------------------------------------------------------
     def thresholds(self, name: str, overrides: dict[str, float | int] | None = None
                    ) -> dict[str, float | int]:
-        return resolve(name, self.config.decl(name).precision, self.config.thresholds, overrides)
+        return resolve(name, self.config.decl(name).precision, self.config.thresholds, overrides,
+                       self.config.task)
 
     def results(self, name: str) -> dict[str, CheckResult]:
         """The records of the built-in checks of one backend."""
@@ -227,7 +430,19 @@ class GateSession:
             if problem_run is ref:
                 reason = f"the reference {ref.name!r} could not run: {reason}"
             out = {c: CheckResult(name, c, verdict, reason, expected_failure=expected)
-                   for c in ("logits", "topk", "accuracy")}
+                   for c in builtin_checks(self.config.task)}
+        elif self.is_lm:
+            from .lm_gate import evaluate_lm
+
+            assert ref.lm is not None and run.lm is not None
+            if ref.lm.nonfinite:
+                raise DataError(problem(f"reference {ref.name!r} log-likelihoods", "NaN/Inf",
+                                        "finite logits", "fix the reference model or pick "
+                                        "another reference"))
+            out, values = evaluate_lm(
+                backend=name, reference=ref.name, thresholds=self.thresholds(name), ref=ref.lm,
+                out=run.lm, token_text=self.token_text, expected_failure=expected)
+            self.metrics[name] = values
         else:
             assert ref.logits is not None and run.logits is not None
             if not np.all(np.isfinite(ref.logits)):
@@ -249,9 +464,9 @@ class GateSession:
     def check(self, name: str, check: str) -> CheckResult:
         """The record of any check of a backend: built-in ones from ``results``, others from
         their registered function (run once, errors recorded, never passed)."""
-        from .checks import BUILTIN_CHECKS, EXTRA_CHECKS
+        from .checks import EXTRA_CHECKS
 
-        if check in BUILTIN_CHECKS:
+        if check in builtin_checks(self.config.task):
             return self.results(name)[check]
         done = self._extra.setdefault(name, {})
         if check not in done:

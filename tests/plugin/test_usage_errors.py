@@ -24,10 +24,11 @@ import pytest
         ('backends = ["same"]\ncalibration = "data/missing.jsonl"',
          "*calibration: file: got '*missing.jsonl', expected an existing JSONL file; fix the path*"),
         ('backends = ["same"]\ntask = "causal-lm"',
-         "*task: got 'causal-lm'*not implemented yet*"),
+         "*kind of backend 'ref' for task 'causal-lm': got 'fake', expected a kind that runs "
+         "the task*"),
     ],
     ids=["unknown-key", "unknown-backend", "type", "range", "threshold-range", "threshold-type",
-         "missing-data", "planned-task"],
+         "missing-data", "task-kind"],
 )
 def test_bad_config_is_a_usage_error(project, table, message):
     result = project(table).runpytest("--quantgate")

@@ -296,7 +296,7 @@ def test_missing_calibration_file(project: Path) -> None:
     ("padding", "both", "padding: got 'both', expected one of ['longest', 'max_length']; "
      "e.g. padding = 'longest'"),
     ("task", "summarization", "task: got 'summarization', expected one of "
-     "['text-classification']; e.g. task = 'text-classification'"),
+     "['text-classification', 'causal-lm']; e.g. task = 'text-classification'"),
 ])
 def test_wrong_type_or_value(project: Path, key: str, value: Any, message: str) -> None:
     fails(project, f"{WHERE}: {message}", {key: value})
@@ -319,10 +319,21 @@ def test_missing_path_on_the_cli_names_the_option(project: Path, tmp_path: Path)
           "expected an existing JSONL file", cli={"eval": "e.jsonl"}, cli_dir=tmp_path)
 
 
-def test_planned_task_is_not_implemented(project: Path) -> None:
-    fails(project, f"{WHERE}: task: got 'causal-lm', expected one of ['text-classification']; "
-          "the causal-LM task (perplexity gate) is not implemented yet; "
-          "use task = 'text-classification'", {"task": "causal-lm"})
+def test_causal_lm_refuses_a_backend_kind_that_cannot_run_it(project: Path) -> None:
+    fails(project, f"{WHERE}: kind of backend 'torch-cuda-fp32' for task 'causal-lm': got "
+          "'torch-cuda-fp32', expected a kind that runs the task: one of ['onnx', 'onnx-fp16', "
+          "'onnx-fp32', "
+          "'onnx-int8-dynamic', 'onnx-int8-static', 'torch-bf16', 'torch-fp16', 'torch-fp32', "
+          "'torch-int8-dynamic']; remove it from backends, or set the task it runs",
+          {"task": "causal-lm", "backends": ["torch-cuda-fp32"]})
+
+
+def test_causal_lm_window_and_stride(project: Path) -> None:
+    fails(project, f"{WHERE}: stride: got 65, expected at most window (64); a larger stride "
+          "would leave tokens unscored; lower it", {"task": "causal-lm", "window": 64,
+                                                    "stride": 65})
+    fails(project, f"{WHERE}: window: got 1, expected a whole number >= 2",
+          {"task": "causal-lm", "window": 1})
 
 
 def test_task_of_the_wrong_type(project: Path) -> None:

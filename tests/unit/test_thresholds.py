@@ -44,10 +44,11 @@ def test_lower_precisions_are_looser() -> None:
 
 
 def test_keys_belong_to_known_checks() -> None:
+    import pytest_quantgate.adversarial.specs  # noqa: F401  (registers the adversarial check)
     import pytest_quantgate.inspect.specs  # noqa: F401  (registers the diagnostic checks)
-    from pytest_quantgate.checks import EXTRA_CHECKS
+    from pytest_quantgate.checks import EXTRA_CHECKS, LM_BUILTIN_CHECKS
 
-    assert {k.check for k in KEYS.values()} <= {*CHECKS, "ppl", *EXTRA_CHECKS}
+    assert {k.check for k in KEYS.values()} <= {*CHECKS, *LM_BUILTIN_CHECKS, *EXTRA_CHECKS}
     assert {"determinism", "int8-coverage", "calibration"} <= {k.check for k in KEYS.values()}
     assert all(k.op in ("<=", ">=", "param") for k in KEYS.values())
     assert all(k.help for k in KEYS.values())

@@ -22,8 +22,6 @@ from ..errors import BackendUnavailable
 from ..gate import _topk, summarize
 from ..records import CheckResult, Measure, Worst
 from ..session import GateSession
-from ..tasks.text_classification import predict_logits
-from ..tasks.tokenizer import Encoded
 from .search import Plan, generate, plan_for, search
 
 CHECK = "adversarial"
@@ -36,7 +34,6 @@ class Corpus:
 
     plan: Plan
     texts: list[str]
-    encoded: list[Encoded]
     ref: np.ndarray
     seconds: float
 
@@ -58,13 +55,12 @@ def check(gate: GateSession, backend: str) -> CheckResult:
         plan = plan_for(gate.config)
         strategy = _strategy(gate, adversarial_texts)
         texts = generate(strategy, seed=plan.seed, max_examples=plan.max_examples)
-        encoded = gate.encoder.encode(texts)
-        ref = _score(gate, gate.config.reference, encoded)
-        corpus = _CORPORA[gate] = Corpus(plan, texts, encoded, ref,
+        ref = gate.predict(gate.config.reference, texts)
+        corpus = _CORPORA[gate] = Corpus(plan, texts, ref,
                                          time.perf_counter() - start)
     start = time.perf_counter()
     thr = gate.thresholds(backend)
-    out = _score(gate, backend, corpus.encoded)
+    out = gate.predict(backend, corpus.texts)
     fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), float(thr["tie_margin"]))
     memo = {t: bool(f) for t, f in zip(corpus.texts, fails, strict=True)}
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -78,8 +74,7 @@ def check(gate: GateSession, backend: str) -> CheckResult:
         if time.perf_counter() > deadline:
             out_of_time = True
             return True  # unscored: the shrinker keeps what it has
-        enc = gate.encoder.encode([text])
-        pair = (_score(gate, gate.config.reference, enc)[0], _score(gate, backend, enc)[0])
+        pair = (gate.predict(gate.config.reference, [text])[0], gate.predict(backend, [text])[0])
         rows[text] = pair
         memo[text] = bool(failing_rows(pair[0][None], pair[1][None], float(thr["max_abs_logit"]),
                                        float(thr["tie_margin"]))[0])
@@ -109,22 +104,16 @@ def margins(ref: np.ndarray) -> np.ndarray:
 
 
 def _strategy(gate: GateSession, adversarial_texts: Any) -> Any:
-    words = [w for e in gate.examples for w in e.text.split()]
-    return adversarial_texts(vocabulary=words, max_length=gate.config.max_length)
-
-
-def _score(gate: GateSession, backend: str, encoded: list[Encoded]) -> np.ndarray:
-    cfg = gate.config
-    logits, _ = predict_logits(gate.runner(backend), encoded, batch_size=cfg.batch_size,
-                               padding=cfg.padding, pad_id=gate.encoder.pad_id,
-                               max_length=cfg.max_length, num_labels=len(gate.facts.labels))
-    return logits
+    # A causal LM's documents can be long: words of the first ones are vocabulary enough.
+    texts = gate.sample_texts() if gate.is_lm else [e.text for e in gate.examples]
+    words = [w for t in texts for w in t.split()]
+    return adversarial_texts(vocabulary=words, max_length=gate.text_length)
 
 
 def _record(gate: GateSession, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
             thr: dict[str, float | int], outcome: Any, rows: dict[str, tuple[np.ndarray, np.ndarray]],
             seconds: float, out_of_time: bool) -> CheckResult:
-    names, k, n = gate.facts.labels, int(thr["topk"]), len(corpus.texts)
+    names, k, n = gate.class_names, int(thr["topk"]), len(corpus.texts)
     ref = corpus.ref
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     diff = np.where(np.isfinite(out).all(axis=1), diff, np.inf)

@@ -16,4 +16,6 @@ def _applies(gate: GateSession, backend: str) -> bool:
 
 register(CheckSpec("adversarial", "pytest_quantgate.adversarial.check:check", _applies,
                    "generated inputs (typos, scripts, numbers, markup, long texts...) stay within "
-                   "the thresholds; failures shrunk by Hypothesis and replayed first next run"))
+                   "the thresholds; failures shrunk by Hypothesis and replayed first next run "
+                   "(causal LM: the next-token logits after each generated prompt)",
+                   tasks=("text-classification", "causal-lm")))

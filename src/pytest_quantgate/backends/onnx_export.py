@@ -49,6 +49,7 @@ def export_classifier(
     input_names: tuple[str, ...] | list[str],
     max_length: int,
     swap_names: tuple[str, str] | None = None,
+    task: str = "text-classification",
 ) -> dict[str, Any]:
     """Export the classifier in ``model_dir`` to ``out_file``; returns what the export did.
 
@@ -62,9 +63,11 @@ def export_classifier(
     if exporter not in EXPORTERS:
         raise BackendError(problem("ONNX exporter", exporter, f"one of {list(EXPORTERS)}",
                                    "set exporter = 'legacy' or 'dynamo'"))
-    model = load_classifier(model_dir)
+    model = load_model(model_dir, task)
     names = accepted_inputs(model, input_names)
-    wrapper = _keyword_classifier_class()(model, names).eval()
+    wrapper = _keyword_classifier_class()(model, names, lm_kwargs(model, task)).eval()
+    # a causal LM's logits are (batch, sequence, vocab): both leading axes are dynamic
+    out_axes = {0: "batch", 1: "sequence"} if task == "causal-lm" else {0: "batch"}
     seq_cap = _sequence_cap(model, max_length)
     example = sample_feed(model, names, batch=2, length=min(8, seq_cap), seed=0)
     args = tuple(torch.from_numpy(example[n]) for n in names)
@@ -78,7 +81,7 @@ def export_classifier(
                 axes = {n: {0: "batch", 1: "sequence"} for n in names}
                 torch.onnx.export(wrapper, args, str(out_file), input_names=list(names),
                                   output_names=["logits"], opset_version=opset, dynamo=False,
-                                  dynamic_axes={**axes, "logits": {0: "batch"}})
+                                  dynamic_axes={**axes, "logits": out_axes})
             else:
                 batch = torch.export.Dim("batch")
                 seq = torch.export.Dim("sequence", max=seq_cap)
@@ -129,6 +132,8 @@ def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
              "inputs": list(ctx.input_names), "max_length": ctx.max_length,
              "torch": versions.get("torch"), "transformers": versions.get("transformers"),
              "onnx": versions.get("onnx")}
+    if ctx.task != "text-classification":  # classification keys unchanged: caches stay valid
+        parts["task"] = ctx.task
 
     def build(tmp: Path) -> None:
         missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
@@ -139,7 +144,7 @@ def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
                 "export as a backend of kind 'onnx'")
         details = export_classifier(ctx.model_dir, tmp / MODEL_FILE, exporter=exporter,
                                     opset=opset, input_names=ctx.input_names,
-                                    max_length=ctx.max_length)
+                                    max_length=ctx.max_length, task=ctx.task)
         write_details(tmp, details)
 
     return ctx.cache.get_or_build("onnx-export", parts, build)
@@ -168,8 +173,16 @@ def verify_export(wrapper: Any, model: Any, names: tuple[str, ...], onnx_file: P
 
 def load_classifier(model_dir: Path) -> Any:
     """``AutoModelForSequenceClassification`` from ``model_dir`` in eval mode, one-line errors."""
-    from transformers import AutoModelForSequenceClassification
+    return load_model(model_dir, "text-classification")
 
+
+def load_model(model_dir: Path, task: str) -> Any:
+    """The task's Auto class (sequence classification or causal LM) from ``model_dir``, in
+    eval mode, with one-line errors."""
+    import transformers
+
+    auto, kind = (("AutoModelForCausalLM", "causal language model") if task == "causal-lm"
+                  else ("AutoModelForSequenceClassification", "sequence-classification model"))
     if not Path(model_dir).is_dir():
         raise DataError(problem("model directory", str(model_dir),
                                 "a Hugging Face model directory", "fix model = ... in "
@@ -179,16 +192,27 @@ def load_classifier(model_dir: Path) -> Any:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per backend clutters the run
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+        model = getattr(transformers, auto).from_pretrained(str(model_dir))
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise DataError(problem(f"model in {model_dir}", first,
-                                "a sequence-classification model transformers can load",
-                                "re-save it with save_pretrained()")) from None
+                                f"a {kind} transformers can load ({auto})",
+                                "re-save it with save_pretrained(), or set the task it "
+                                "does")) from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
     return model.eval()
+
+
+def lm_kwargs(model: Any, task: str) -> dict[str, Any]:
+    """Extra keyword arguments of a forward call: a causal LM is asked for no KV cache (the
+    gate scores whole windows; returning past key values would add outputs)."""
+    import inspect
+
+    if task == "causal-lm" and "use_cache" in inspect.signature(model.forward).parameters:
+        return {"use_cache": False}
+    return {}
 
 
 def accepted_inputs(model: Any, input_names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -269,13 +293,16 @@ def _keyword_classifier_class() -> type:
         class KeywordClassifier(torch.nn.Module):
             """Positional inputs in ``names`` order, passed to the model by keyword."""
 
-            def __init__(self, model: Any, names: tuple[str, ...]) -> None:
+            def __init__(self, model: Any, names: tuple[str, ...],
+                         extra: dict[str, Any] | None = None) -> None:
                 super().__init__()
                 self.model = model
                 self.names = tuple(names)
+                self.extra = dict(extra or {})
 
             def forward(self, *inputs: Any) -> Any:
-                return self.model(**dict(zip(self.names, inputs, strict=True))).logits
+                return self.model(**dict(zip(self.names, inputs, strict=True)),
+                                  **self.extra).logits
 
         _CLASS.append(KeywordClassifier)
     return _CLASS[0]

@@ -11,7 +11,7 @@ import functools
 import importlib
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ class BackendKind:
     factory: str  # "module:function", imported lazily
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     help: str = ""
+    tasks: tuple[str, ...] = ("text-classification",)  # the tasks it can run
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class BuildContext:
     calibration_batches: Callable[[], Iterator[dict[str, np.ndarray]]]
     calibration_hash: str | None
     base_dir: Path
+    task: str = "text-classification"  # causal-lm: load AutoModelForCausalLM, export 3-D logits
 
 
 _EXPORT = {
@@ -185,6 +187,12 @@ BUILTIN: dict[str, BackendKind] = {
                     help="pure-numpy model with knobs, for trying and testing the plugin"),
     )
 }
+
+# Kinds that also run a causal LM (task "causal-lm"); GPU and TensorRT kinds do not yet.
+LM_KINDS = ("torch-fp32", "torch-bf16", "torch-fp16", "torch-int8-dynamic", "onnx-fp32",
+            "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "onnx")
+for _name in LM_KINDS:
+    BUILTIN[_name] = replace(BUILTIN[_name], tasks=("text-classification", "causal-lm"))
 
 # Options that every kind accepts.
 COMMON = {

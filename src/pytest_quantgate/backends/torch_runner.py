@@ -23,7 +23,7 @@ import numpy as np
 from ..cache import Artifact
 from ..errors import BackendError, problem
 from .base import BackendInfo, Runner, TensorSpec
-from .onnx_export import accepted_inputs, load_classifier
+from .onnx_export import accepted_inputs, lm_kwargs, load_model
 from .registry import BackendDecl, BuildContext
 
 MODULE_FILE = "model.pt"
@@ -35,7 +35,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 class TorchRunner(Runner):
-    """A Hugging Face sequence classifier run eagerly on the CPU under ``inference_mode``."""
+    """A Hugging Face sequence classifier or causal LM run eagerly on the CPU under
+    ``inference_mode``."""
 
     kind = "torch"
 
@@ -47,12 +48,14 @@ class TorchRunner(Runner):
         self.artifact = artifact
         self._details = dict(details)
         self._model: Any = None
+        self._extra: dict[str, Any] = {}
 
     def _activate_impl(self) -> None:
         if self.artifact is None:
-            self._model = load_classifier(self._ctx.model_dir)
+            self._model = load_model(self._ctx.model_dir, self._ctx.task)
         else:
             self._model = _load_module(self.artifact.path / MODULE_FILE)
+        self._extra = lm_kwargs(self._model, self._ctx.task)
 
     def _input_specs_impl(self) -> list[TensorSpec]:
         names = accepted_inputs(self._model, self._ctx.input_names)
@@ -64,7 +67,7 @@ class TorchRunner(Runner):
         inputs = {k: torch.from_numpy(v) for k, v in feed.items()}
         try:
             with torch.inference_mode():
-                logits = self._model(**inputs).logits
+                logits = self._model(**inputs, **self._extra).logits
                 if logits.dtype != torch.float32:  # numpy has no bfloat16: widen inside torch
                     logits = logits.float()
         except (RuntimeError, IndexError, ValueError) as exc:
@@ -106,9 +109,11 @@ def create(decl: BackendDecl, ctx: BuildContext) -> TorchRunner:
 
     parts = {"model": ctx.model_hash, "torch": torch.__version__,
              "transformers": transformers.__version__}
+    if ctx.task != "text-classification":  # classification keys unchanged: caches stay valid
+        parts["task"] = ctx.task
 
     def build(tmp: Path) -> None:
-        model = load_classifier(ctx.model_dir)
+        model = load_model(ctx.model_dir, ctx.task)
         converted, details = convert(model, decl.kind)
         torch.save(converted, tmp / MODULE_FILE)
         (tmp / DETAILS_FILE).write_text(json.dumps(details, indent=2) + "\n")
@@ -129,6 +134,9 @@ def convert(model: Any, kind: str) -> tuple[Any, dict[str, Any]]:
         return model.to(torch.bfloat16), {"dtype": "bfloat16"}
     if kind == "torch-fp16":
         return model.to(torch.float16), {"dtype": "float16"}
+    # GPT-2 style models compute with transformers' Conv1D (a Linear with its weight
+    # transposed), which quantize_dynamic does not know: it would leave every block in float.
+    linearised = _conv1d_to_linear(model)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
@@ -139,11 +147,34 @@ def convert(model: Any, kind: str) -> tuple[Any, dict[str, Any]]:
     deprecations = sorted({str(w.message).strip().splitlines()[0][:160] for w in caught
                            if issubclass(w.category, DeprecationWarning)})
     return quantized, {
-        "quantized_linear": n_int8, "float_linear": n_float,
+        "quantized_linear": n_int8, "float_linear": n_float, "conv1d_as_linear": linearised,
         "quantized_engine": torch.backends.quantized.engine,
         "api": "torch.ao.quantization.quantize_dynamic (deprecated)",
         "successor": TORCHAO_SUCCESSOR, "deprecation_warnings": deprecations,
     }
+
+
+def _conv1d_to_linear(model: Any) -> int:
+    """Replace every transformers ``Conv1D`` by the equivalent ``nn.Linear``; returns how many."""
+    import torch
+
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # a transformers without Conv1D has nothing to replace
+        return 0
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Conv1D):
+                n_in, n_out = child.weight.shape  # Conv1D keeps (in, out); Linear (out, in)
+                linear = torch.nn.Linear(n_in, n_out, bias=child.bias is not None)
+                with torch.no_grad():
+                    linear.weight.copy_(child.weight.t())
+                    if child.bias is not None:
+                        linear.bias.copy_(child.bias)
+                setattr(parent, name, linear)
+                count += 1
+    return count
 
 
 def weights_size(model_dir: Path) -> int:

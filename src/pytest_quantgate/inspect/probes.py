@@ -44,6 +44,8 @@ def make_probe(gate: GateSession, runner: Runner, size: int = PROBE_SIZE) -> Pro
     from ..tasks.batching import batches
     from ..tasks.text_classification import shape_policy
 
+    if gate.is_lm:
+        return _lm_probe(gate, runner, size)
     encoded = gate.encoded
     order = np.argsort([len(e.ids) for e in encoded], kind="stable")
     pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
@@ -59,10 +61,28 @@ def make_probe(gate: GateSession, runner: Runner, size: int = PROBE_SIZE) -> Pro
     return Probe(rows, batch.feed)
 
 
+def _lm_probe(gate: GateSession, runner: Runner, size: int) -> Probe:
+    """A causal LM's first ``size`` windows of the eval corpus, as one batch."""
+    from itertools import islice
+
+    from ..tasks.causal_lm import iter_windows, make_lm_feed
+    from ..tasks.text_classification import shape_policy
+
+    cfg = gate.config
+    shapes = shape_policy(runner, "longest", size)
+    windows = list(islice(iter_windows(gate.lm_source(), cfg.window, cfg.stride),
+                          shapes.static_batch or size))
+    feed = make_lm_feed(windows, gate.encoder.pad_id, shapes.static_length, shapes.static_batch)
+    return Probe(np.arange(len(windows)), feed)
+
+
 def logits_of(runner: Runner, feed: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """The first ``n`` rows of the logits, float64; a causal LM's (n, sequence, vocab) become
+    one row per window."""
     outputs = runner.infer(feed)
     logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
-    return np.asarray(logits, dtype=np.float64)[:n]
+    rows = np.asarray(logits, dtype=np.float64)[:n]
+    return rows.reshape(len(rows), -1) if rows.ndim > 2 else rows
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from ..session import GateSession
 
 _HERE = "pytest_quantgate.inspect"
+# contract and calibration read labels and classification batches; a causal LM gets the rest
+BOTH = ("text-classification", "causal-lm")
 
 
 def _not_reference(gate: GateSession, backend: str) -> bool:
@@ -30,8 +32,8 @@ def _static_int8(gate: GateSession, backend: str) -> bool:
 register(CheckSpec("contract", f"{_HERE}.contract:check", _not_reference,
                    "inputs, outputs and label map as expected; names a wiring fault"))
 register(CheckSpec("determinism", f"{_HERE}.determinism:check", _not_reference,
-                   "the same batch twice gives the same logits"))
+                   "the same batch twice gives the same logits", tasks=BOTH))
 register(CheckSpec("int8-coverage", f"{_HERE}.int8_coverage:check", _int8,
-                   "share of matrix multiplies that really run in integer precision"))
+                   "share of matrix multiplies that really run in integer precision", tasks=BOTH))
 register(CheckSpec("calibration", f"{_HERE}.calibration:check", _static_int8,
                    "share of golden activations outside the calibrated ranges"))

@@ -8,7 +8,7 @@ from .state import State
 
 
 def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
-    from ..report.table import backend_verdict, degraded, render, rows
+    from ..report.table import backend_verdict, degraded, header, render, rows
 
     gate = st.session()
     reporter.write_sep("=", "quantgate")
@@ -17,9 +17,13 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
     how = ("outputs loaded from the cache, not recomputed" if ref.reference_cached
            else f"outputs computed in {ref.seconds:.1f} s and cached" if ref.status == "ok"
            else ref.status)
-    reporter.write_line(f"reference {cfg.reference} on {len(gate.examples)} inputs of "
+    what = "inputs"
+    if gate.is_lm and ref.lm is not None:
+        what = (f"documents ({ref.lm.tokens} tokens scored, window {cfg.window}, stride "
+                f"{cfg.stride}, perplexity {ref.lm.ppl:.4g})")
+    reporter.write_line(f"reference {cfg.reference} on {gate.n_inputs} {what} of "
                         f"{cfg.eval.name} ({how}); model {cfg.model}")
-    for line in render(rows(gate)):
+    for line in render(rows(gate), header(gate)):
         reporter.write_line(line)
     reporter.write_line("build s: * = loaded from the cache (the figure is the original build); "
                         "checks p/f/s = passed/failed/skipped")
@@ -34,7 +38,7 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
         if name in cfg.expect_fail and failed:
             from ..report.diagnosis import diagnosis
 
-            topk = [r for r in failed if r.check == "topk"]
+            topk = [r for r in failed if r.check in ("topk", "ppl")]
             reporter.write_line("")
             reporter.write_line("(expected) " + diagnosis((topk or failed)[0]))
     if "json" in st.outcomes:

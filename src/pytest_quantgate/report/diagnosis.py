@@ -22,7 +22,7 @@ def diagnosis(result: CheckResult) -> str:
 
 def _worst(w: Worst) -> str:
     label = f"  [label {w.label}]" if w.label is not None else ""
-    return (f"    {_short(w.text)!r}{label}  max|diff| {w.score:.3g}\n"
+    return (f"    {_short(w.text)!r}{label}  {w.metric} {w.score:.3g}\n"
             f"      reference {_top(w.reference)} | backend {_top(w.backend)}")
 
 

@@ -31,7 +31,8 @@ def build_report(gate: GateSession, comparison: dict[str, Any] | None = None) ->
         "config": {"reference": cfg.reference, "backends": list(cfg.backends),
                    "max_length": cfg.max_length, "padding": cfg.padding,
                    "batch_size": cfg.batch_size, "expect_fail": list(cfg.expect_fail),
-                   "n_inputs": len(gate.examples)},
+                   "n_inputs": gate.n_inputs,
+                   **({"window": cfg.window, "stride": cfg.stride} if gate.is_lm else {})},
         "reference": _run(gate, cfg.reference),
         "backends": {},
     }
@@ -62,7 +63,11 @@ def build_report(gate: GateSession, comparison: dict[str, Any] | None = None) ->
 def _run(gate: GateSession, name: str) -> dict[str, Any]:
     run = gate.run(name)
     decl = gate.config.decl(name)
-    n = len(gate.examples)
+    n = gate.n_inputs
+    lm = {}
+    if run.lm is not None:  # causal LM: the pass's counts, and tokens per second
+        lm = {"lm": run.lm.to_dict(),
+              "tokens_per_second": run.lm.tokens / run.seconds if run.seconds else None}
     return {
         "name": name, "kind": decl.kind, "precision": run.precision, "options": dict(decl.options),
         "status": run.status, "status_reason": run.reason,
@@ -71,6 +76,7 @@ def _run(gate: GateSession, name: str) -> dict[str, Any]:
         "timing": {"predict_seconds": run.seconds, "infer_seconds": run.infer_seconds,
                    "items_per_second": n / run.seconds if run.seconds else None,
                    "reference_cached": run.reference_cached},
+        **lm,
     }
 
 

@@ -9,6 +9,14 @@ from ..session import GateSession
 
 HEADER = ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
           "F1 Δ", "checks p/f/s", "verdict")
+# causal LM: perplexity and its relative change, next-token agreement over every scored
+# position, logit differences at the documents' final positions
+LM_HEADER = ("backend", "prec", "size MB", "build s", "ppl", "ppl Δ", "next top-1", "top-k",
+             "final max|Δ|", "checks p/f/s", "verdict")
+
+
+def header(gate: GateSession) -> tuple[str, ...]:
+    return LM_HEADER if gate.is_lm else HEADER
 
 
 def backend_verdict(gate: GateSession, name: str) -> tuple[str, str]:
@@ -58,12 +66,19 @@ def rows(gate: GateSession) -> list[tuple[str, ...]]:
         if info and info.cache_hit:
             build += "*"
         if name == gate.config.reference:
-            out.append((name, run.precision, size, build, "ref", "ref", "ref", "ref", "ref", "",
+            first = f"{run.lm.ppl:.4g}" if run.lm is not None else "ref"
+            out.append((name, run.precision, size, build, first, "ref", "ref", "ref", "ref", "",
                         "REFERENCE" if run.status == "ok" else run.status.upper()))
             continue
         gate.results(name)
         v = gate.metrics.get(name, {})
         word, _ = backend_verdict(gate, name)
+        if gate.is_lm:
+            out.append((name, run.precision, size, build, _f(v, "ppl", "{:.4g}"),
+                        _f(v, "ppl_delta", "{:+.2%}"), _f(v, "top1_agreement", "{:.3f}"),
+                        _f(v, "topk_overlap", "{:.3f}"), _f(v, "max_abs_logit", "{:.4f}"),
+                        _counts(gate, name), word))
+            continue
         out.append((name, run.precision, size, build, _f(v, "max_abs_logit", "{:.4f}"),
                     _f(v, "mean_abs_logit", "{:.4f}"), _f(v, "top1_agreement", "{:.3f}"),
                     _f(v, "accuracy_delta", "{:+.3f}", neg=True),

@@ -27,7 +27,8 @@ class ModelFacts:
     model_type: str
 
 
-def read_model_facts(model_dir: Path) -> ModelFacts:
+def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts:
+    """Labels (classification), vocabulary size and model type; a causal LM has no labels."""
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise DataError(problem("model directory", str(model_dir),
@@ -41,6 +42,9 @@ def read_model_facts(model_dir: Path) -> ModelFacts:
     if not isinstance(config, dict):
         raise DataError(problem(str(path), type(config).__name__, "a JSON object",
                                 "re-save the model with save_pretrained()"))
+    if not need_labels:
+        return ModelFacts((), int(config.get("vocab_size") or 0),
+                          str(config.get("model_type", "unknown")))
     id2label = config.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise DataError(problem(f"{path}: id2label", id2label, "a mapping of class id to label",

@@ -32,9 +32,12 @@ class Encoded:
 class _Backend(Protocol):
     def encode(self, texts: list[str]) -> list[tuple[list[int], list[int]]]: ...
 
+    def decode(self, ids: list[int]) -> str: ...
+
 
 class TextEncoder:
-    """Encodes texts with the model's tokenizer, truncated to ``max_length``."""
+    """Encodes texts with the model's tokenizer, truncated to ``max_length`` (0: never; a causal
+    LM's documents are cut into windows instead)."""
 
     def __init__(self, backend: _Backend, pad_id: int, max_length: int, source: str) -> None:
         self._backend = backend
@@ -56,6 +59,10 @@ class TextEncoder:
         slow = _AutoBackend(model_dir, max_length)
         return cls(slow, slow.pad_id, max_length, "transformers")
 
+    def decode_token(self, token_id: int) -> str:
+        """The text of one token id (for showing predicted next tokens)."""
+        return self._backend.decode([token_id])
+
     def encode(self, texts: list[str]) -> list[Encoded]:
         return [
             Encoded(np.asarray(ids, dtype=np.int64), np.asarray(types, dtype=np.int64))
@@ -73,7 +80,10 @@ class _FastBackend:
             raise DataError(problem("tokenizer file", str(path), "a valid tokenizer.json",
                                     f"re-save the tokenizer ({str(exc).splitlines()[0]})")) from None
         self._tok.no_padding()
-        self._tok.enable_truncation(max_length=max_length)
+        if max_length:
+            self._tok.enable_truncation(max_length=max_length)
+        else:
+            self._tok.no_truncation()
 
     def token_to_id(self, token: str) -> int | None:
         result: int | None = self._tok.token_to_id(token)
@@ -81,6 +91,9 @@ class _FastBackend:
 
     def encode(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         return [(e.ids, e.type_ids) for e in self._tok.encode_batch(texts)]
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tok.decode(ids, skip_special_tokens=False))
 
 
 class _AutoBackend:
@@ -91,9 +104,12 @@ class _AutoBackend:
         self._max_length = max_length
         self.pad_id = int(self._tok.pad_token_id or 0)
 
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tok.decode(ids, skip_special_tokens=False))
+
     def encode(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
-        out = self._tok(texts, truncation=True, max_length=self._max_length,
-                        return_token_type_ids=True)
+        out = self._tok(texts, truncation=bool(self._max_length),
+                        max_length=self._max_length or None, return_token_type_ids=True)
         return [(ids, types) for ids, types in zip(out["input_ids"], out["token_type_ids"], strict=True)]
 
 

@@ -1,0 +1,440 @@
+"""Causal language models: perplexity over a sliding window, and next-token agreement.
+
+The corpus is a stream of documents (corpus.py). Each document's tokens are cut into windows
+of ``window`` tokens that start ``stride`` tokens apart; every token is predicted exactly once,
+in the window that gives it the most left context (Hugging Face's sliding-window recipe, per
+document). Windows of consecutive documents share a batch, right-padded with attention mask 0,
+which a causal model never looks at from a real position.
+
+Nothing grows with the corpus: documents are tokenised a chunk at a time, a batch of logits is
+reduced to per-position numbers (negative log-likelihood, top-k token ids) as soon as it
+arrives, and the reference's numbers go to files on disk (``ReferenceStore``) that each
+backend's pass reads back slice by slice through memory maps. Only the sums (``Tally``) and a
+bounded heap of the worst documents stay in memory.
+
+A document's *final position* is its last token: the logits there are the model's
+distribution of the next token after the text, what generation would use. Logit differences
+are measured there (over the whole vocabulary); top-1 agreement and top-k overlap at every
+scored position.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Runner
+from ..errors import BackendError, DataError, problem
+
+TASK = "causal-lm"
+INPUT_NAMES = ("input_ids", "attention_mask")
+ENCODE_CHUNK = 64  # documents tokenised per call: the Rust tokenizer batches them
+
+
+@dataclass(frozen=True)
+class Window:
+    """Tokens of one window of a document. Position p predicts token p + 1; positions
+    ``first`` .. len - 2 are scored here (earlier ones were scored by the previous window)."""
+
+    doc: int
+    ids: np.ndarray
+    first: int
+    final: bool  # the window ends the document: its last position is the final position
+
+    @property
+    def scored(self) -> int:
+        return max(0, len(self.ids) - 1 - self.first)
+
+
+def split_windows(ids: np.ndarray, doc: int, window: int, stride: int) -> Iterator[Window]:
+    """The windows of one document (see the module docstring); none for an empty one."""
+    n = len(ids)
+    begin, done = 0, 0  # done: tokens before this index are already scored
+    while n:
+        end = min(begin + window, n)
+        target = max(done, begin + 1)  # first token this window predicts
+        yield Window(doc, ids[begin:end], target - 1 - begin, end == n)
+        done = end
+        if end == n:
+            return
+        begin += stride
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where documents come from and how they are tokenised."""
+
+    documents: Callable[[], Iterable[str]]  # a fresh iterator per pass
+    encode: Callable[[list[str]], list[np.ndarray]]
+    pad_id: int
+
+
+def iter_windows(source: Source, window: int, stride: int,
+                 texts: dict[int, str] | None = None) -> Iterator[Window]:
+    """Windows of every document in order; ``texts`` (if given) receives doc index -> text for
+    the documents whose windows are in flight (the caller pops them)."""
+    doc = 0
+    chunk: list[str] = []
+
+    def flush() -> Iterator[Window]:
+        nonlocal doc
+        for text, ids in zip(chunk, source.encode(chunk), strict=True):
+            if texts is not None and len(ids):
+                texts[doc] = text
+            yield from split_windows(ids, doc, window, stride)
+            doc += 1
+        chunk.clear()
+
+    for text in source.documents():
+        chunk.append(text)
+        if len(chunk) >= ENCODE_CHUNK:
+            yield from flush()
+    yield from flush()
+
+
+def window_batches(windows: Iterable[Window], *, batch_size: int, pad_id: int,
+                   static_length: int | None = None, static_batch: int | None = None
+                   ) -> Iterator[tuple[list[Window], dict[str, np.ndarray]]]:
+    """Consecutive windows in batches, right-padded to the longest (or the static length)."""
+    size = static_batch or batch_size
+    group: list[Window] = []
+    for w in windows:
+        group.append(w)
+        if len(group) == size:
+            yield group, make_lm_feed(group, pad_id, static_length, static_batch)
+            group = []
+    if group:
+        yield group, make_lm_feed(group, pad_id, static_length, static_batch)
+
+
+def make_lm_feed(group: Sequence[Window], pad_id: int, static_length: int | None = None,
+                 static_batch: int | None = None) -> dict[str, np.ndarray]:
+    longest = max(len(w.ids) for w in group)
+    length = static_length or longest
+    if longest > length:
+        raise DataError(problem("window length", longest, f"at most the backend's static "
+                                f"sequence length {length}", f"set window = {length} or less"))
+    rows = static_batch or len(group)
+    ids = np.full((rows, length), pad_id, dtype=np.int64)
+    mask = np.zeros((rows, length), dtype=np.int64)
+    for row, w in enumerate(group):
+        ids[row, :len(w.ids)] = w.ids
+        mask[row, :len(w.ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# -- per-batch reduction ----------------------------------------------------------------------
+@dataclass
+class BatchScores:
+    """A batch of logits reduced to what the gate keeps: per scored position its negative
+    log-likelihood and top-k token ids (top-1 first); per final position the whole row."""
+
+    nll: np.ndarray  # float64 (rows,)
+    top: np.ndarray  # int32 (rows, k)
+    final: np.ndarray  # float32 (finals, vocab)
+    row_doc: np.ndarray  # int64 (rows,)
+    final_doc: np.ndarray  # int64 (finals,)
+
+
+def topk_ids(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values per row, largest first (NaN counts as -inf)."""
+    x = np.where(np.isnan(x), -np.inf, x)
+    k = min(k, x.shape[1])
+    part = np.argpartition(-x, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(x, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1).astype(np.int32)
+
+
+def score_batch(logits: np.ndarray, group: Sequence[Window], k: int) -> BatchScores:
+    """Reduce (batch, length, vocab) logits of ``group``; NaN/Inf propagate into the NLL."""
+    nll, top, final, row_doc, final_doc = [], [], [], [], []
+    for i, w in enumerate(group):
+        n = len(w.ids)
+        if w.scored:
+            rows = logits[i, w.first:n - 1].astype(np.float64)
+            targets = w.ids[w.first + 1:n]
+            with np.errstate(invalid="ignore", over="ignore"):
+                peak = rows.max(axis=1, keepdims=True)
+                lse = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
+                nll.append(lse - rows[np.arange(len(targets)), targets])
+            top.append(topk_ids(rows, k))
+            row_doc.append(np.full(len(targets), w.doc, dtype=np.int64))
+        if w.final:
+            final.append(np.asarray(logits[i, n - 1], dtype=np.float32))
+            final_doc.append(w.doc)
+    vocab = logits.shape[2]
+    return BatchScores(
+        np.concatenate(nll) if nll else np.empty(0),
+        np.concatenate(top) if top else np.empty((0, min(k, vocab)), dtype=np.int32),
+        np.stack(final) if final else np.empty((0, vocab), dtype=np.float32),
+        np.concatenate(row_doc) if row_doc else np.empty(0, dtype=np.int64),
+        np.asarray(final_doc, dtype=np.int64))
+
+
+# -- the reference's numbers on disk ------------------------------------------------------------
+_FILES = {"nll": np.float64, "top": np.int32, "final": np.float32}
+
+
+class ReferenceWriter:
+    """Appends the reference's per-position numbers to files; ``finish`` publishes the folder
+    atomically (a run interrupted before then leaves nothing a later run would trust)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.tmp = self.folder.with_name(f".{self.folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self._handles = {name: (self.tmp / f"{name}.bin").open("wb") for name in _FILES}
+
+    def add(self, scores: BatchScores) -> None:
+        for name, dtype in _FILES.items():
+            np.ascontiguousarray(getattr(scores, name), dtype=dtype).tofile(self._handles[name])
+
+    def finish(self, meta: dict[str, Any]) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.tmp.replace(self.folder)
+
+    def abort(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ReferenceReader:
+    """The reference's numbers, memory-mapped, handed out in stream order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.meta = json.loads((self.folder / "meta.json").read_text())
+        tally = self.meta["tally"]
+        shapes = {"nll": (tally["tokens"],), "top": (tally["tokens"], self.meta["k"]),
+                  "final": (tally["finals"], tally["vocab"])}
+        self._arrays = {name: _map(self.folder / f"{name}.bin", _FILES[name], shapes[name])
+                        for name in _FILES}
+        self._row = 0
+        self._final = 0
+
+    @property
+    def k(self) -> int:
+        return int(self.meta["k"])
+
+    def rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, self._row = self._row, self._row + n
+        return self._arrays["nll"][lo:self._row], self._arrays["top"][lo:self._row]
+
+    def finals(self, n: int) -> np.ndarray:
+        lo, self._final = self._final, self._final + n
+        return self._arrays["final"][lo:self._final]
+
+
+def _map(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if path.stat().st_size != expected:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected}")
+    if expected == 0:
+        return np.empty(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+# -- sums over the stream ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorstDoc:
+    """A document whose perplexity rose most, with both sides' next-token top-k at its end."""
+
+    doc: int
+    text: str
+    ratio: float  # backend perplexity / reference perplexity on this document
+    tokens: int
+    reference: tuple[tuple[int, float], ...]
+    backend: tuple[tuple[int, float], ...]
+
+
+@dataclass
+class Tally:
+    """What one pass measured. The comparison fields stay 0 for the reference's own pass."""
+
+    docs: int = 0
+    tokens: int = 0  # scored positions
+    finals: int = 0
+    vocab: int = 0
+    nll_sum: float = 0.0  # over finite positions
+    nonfinite: int = 0  # scored positions whose NLL is NaN/Inf
+    ref_nll_sum: float = 0.0  # the reference's, over the same finite positions
+    agree: int = 0  # positions whose top-1 token is the reference's
+    overlap: float = 0.0  # sum over positions of |top-k ∩ reference top-k| / k
+    final_max_abs: float = 0.0
+    final_sum_abs: float = 0.0
+    final_elems: int = 0
+    final_kl_sum: float = 0.0
+    final_nonfinite: int = 0
+    worst: list[WorstDoc] = field(default_factory=list)
+
+    @property
+    def ppl(self) -> float:
+        from ..metrics import perplexity
+
+        return perplexity(self.nll_sum, self.tokens - self.nonfinite)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "worst"}
+
+
+class _Doc:
+    """Sums of the document in flight (documents arrive contiguously)."""
+
+    __slots__ = ("doc", "out", "ref", "n")
+
+    def __init__(self, doc: int) -> None:
+        self.doc, self.out, self.ref, self.n = doc, 0.0, 0.0, 0
+
+
+def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_size: int,
+             k: int, reference: ReferenceReader | None = None,
+             writer: ReferenceWriter | None = None, worst_n: int = 5,
+             static_length: int | None = None, static_batch: int | None = None) -> Tally:
+    """Run ``runner`` over the corpus once, streaming. With ``reference``, compare each batch
+    with the reference's numbers; with ``writer``, record this pass as the reference."""
+    tally = Tally()
+    texts: dict[int, str] = {}
+    heap: list[tuple[float, int, WorstDoc]] = []
+    current: _Doc | None = None
+    windows = iter_windows(source, window, stride, texts)
+    for group, feed in window_batches(windows, batch_size=batch_size, pad_id=source.pad_id,
+                                      static_length=static_length, static_batch=static_batch):
+        outputs = runner.infer(feed)
+        logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
+        logits = logits[:len(group)]
+        if logits.ndim != 3 or logits.shape[1] != feed["input_ids"].shape[1]:
+            raise BackendError(problem(f"backend {runner.name!r} logits shape", logits.shape,
+                                       "(batch, sequence, vocab) logits of a causal LM",
+                                       "export the LM head's logits for every position"))
+        if tally.vocab and logits.shape[2] != tally.vocab or reference is not None and \
+                logits.shape[2] != reference.meta["tally"]["vocab"]:
+            raise BackendError(problem(f"backend {runner.name!r} vocabulary", logits.shape[2],
+                                       "the reference's vocabulary size",
+                                       "compare models that share a tokenizer"))
+        tally.vocab = logits.shape[2]
+        scores = score_batch(logits, group, k)
+        if writer is not None:
+            writer.add(scores)
+        finite = np.isfinite(scores.nll)
+        tally.tokens += len(scores.nll)
+        tally.nonfinite += int((~finite).sum())
+        tally.nll_sum += float(scores.nll[finite].sum())
+        ref_nll = ref_final = None
+        if reference is not None:
+            ref_nll, ref_top = reference.rows(len(scores.nll))
+            ref_final = reference.finals(len(scores.final_doc))
+            _compare(tally, scores, finite, ref_nll, ref_top, ref_final, reference.k)
+        # per-document sums, for the worst documents
+        for j, w in enumerate(group):
+            if current is None or current.doc != w.doc:
+                current = _Doc(w.doc)
+            rows = scores.row_doc == w.doc
+            current.out += float(np.nansum(scores.nll[rows]))
+            current.ref += float(ref_nll[rows].sum()) if ref_nll is not None else 0.0
+            current.n += int(rows.sum())
+            if w.final:
+                tally.docs += 1
+                tally.finals += 1
+                text = texts.pop(w.doc, "")
+                if reference is not None and ref_final is not None and worst_n:
+                    f = int(np.flatnonzero(scores.final_doc == w.doc)[0])
+                    item = _worst_doc(current, text, logits[j, len(w.ids) - 1],
+                                      ref_final[f], k)
+                    entry = (item.ratio, -item.doc, item)
+                    if len(heap) < worst_n:
+                        heapq.heappush(heap, entry)
+                    elif entry[:2] > heap[0][:2]:
+                        heapq.heapreplace(heap, entry)
+                current = None
+            # rows of the same doc in later windows of this batch were summed already
+            scores.row_doc = np.where(rows, -1, scores.row_doc)
+    tally.worst = [e[2] for e in sorted(heap, key=lambda e: e[:2], reverse=True)]
+    if tally.docs == 0:
+        raise DataError(problem("corpus", "no tokens", "at least one document with text",
+                                "check the eval file and the tokenizer"))
+    return tally
+
+
+def _compare(tally: Tally, scores: BatchScores, finite: np.ndarray, ref_nll: np.ndarray,
+             ref_top: np.ndarray, ref_final: np.ndarray, k: int) -> None:
+    tally.ref_nll_sum += float(ref_nll[finite].sum())
+    top = scores.top[:, :k]
+    ref_top = ref_top[:, :k]
+    kk = ref_top.shape[1]
+    tally.agree += int((top[:, 0] == ref_top[:, 0]).sum()) if len(top) else 0
+    if len(top):
+        hits = (top[:, :, None] == ref_top[:, None, :]).any(axis=2).sum(axis=1)
+        tally.overlap += float(hits.sum()) / kk
+    if len(ref_final):
+        out = scores.final.astype(np.float64)
+        ref = np.asarray(ref_final, dtype=np.float64)
+        ok = np.isfinite(out).all(axis=1)
+        tally.final_nonfinite += int((~ok).sum())
+        if ok.any():
+            diff = np.abs(ref[ok] - out[ok])
+            tally.final_max_abs = max(tally.final_max_abs, float(diff.max()))
+            tally.final_sum_abs += float(diff.sum())
+            tally.final_elems += int(diff.size)
+            tally.final_kl_sum += float(_kl_rows(ref[ok], out[ok]).sum())
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=1, keepdims=True)
+    return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))
+
+
+def _kl_rows(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
+    lp, lq = _log_softmax(ref), _log_softmax(out)
+    return np.asarray((np.exp(lp) * (lp - lq)).sum(axis=1))
+
+
+def _worst_doc(doc: _Doc, text: str, out_final: np.ndarray, ref_final: np.ndarray, k: int
+               ) -> WorstDoc:
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = math.exp((doc.out - doc.ref) / doc.n) if doc.n else 1.0
+    if not math.isfinite(ratio):
+        ratio = math.inf
+
+    def top(row: np.ndarray) -> tuple[tuple[int, float], ...]:
+        row = np.asarray(row, dtype=np.float64)[None, :]
+        if not np.isfinite(row).all():
+            return ((-1, math.nan),)
+        probs = np.exp(_log_softmax(row))[0]
+        return tuple((int(i), round(float(probs[i]), 4)) for i in topk_ids(row, k)[0])
+
+    return WorstDoc(doc.doc, text[:300], ratio, doc.n, top(ref_final), top(out_final))
+
+
+def final_logits(runner: Runner, source: Source, *, window: int, stride: int,
+                 batch_size: int) -> np.ndarray:
+    """The next-token logits after each document, shape (documents, vocab), in order: what a
+    text "predicts" (the adversarial check and ``quantgate.check`` compare these)."""
+    rows: list[np.ndarray] = []
+    for group, feed in window_batches(iter_windows(source, window, stride),
+                                      batch_size=batch_size, pad_id=source.pad_id):
+        outputs = runner.infer(feed)
+        logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
+        if logits.ndim != 3:
+            raise BackendError(problem(f"backend {runner.name!r} logits shape", logits.shape,
+                                       "(batch, sequence, vocab) logits of a causal LM",
+                                       "export the LM head's logits for every position"))
+        rows += [logits[i, len(w.ids) - 1] for i, w in enumerate(group) if w.final]
+    if not rows:
+        raise DataError(problem("texts", "no tokens", "at least one non-empty text",
+                                "pass texts the tokenizer turns into tokens"))
+    return np.stack(rows)
