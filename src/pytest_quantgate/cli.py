@@ -81,10 +81,18 @@ def _show(path: Path) -> int:
         flags = ", ".join(machine.get("cpu_flags") or []) or "unknown"
         print(f"machine: {machine.get('cpu')} ({flags}); python {m.get('python')}")
         cfg = data.get("config") or {}
-        print(f"reference {cfg.get('reference')} on {cfg.get('n_inputs')} inputs")
-        rows = [_backend_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
-        for line in render(rows, ("backend", "prec", "size MB", "max|Δ|", "top-1", "acc Δ",
-                                  "F1 Δ", "verdict")):
+        if cfg.get("task") == "causal-lm":
+            from .report.html.page import lm_reference_line
+
+            print(f"reference {lm_reference_line(data)}")
+            rows = [_lm_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
+            head: tuple[str, ...] = ("backend", "prec", "size MB", "ppl", "ppl Δ", "next top-1",
+                                     "top-k", "final max|Δ|", "verdict")
+        else:
+            print(f"reference {cfg.get('reference')} on {cfg.get('n_inputs')} inputs")
+            rows = [_backend_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
+            head = ("backend", "prec", "size MB", "max|Δ|", "top-1", "acc Δ", "F1 Δ", "verdict")
+        for line in render(rows, head):
             print(line)
         for name, entry in (data.get("backends") or {}).items():
             if entry.get("reason") and entry.get("verdict") != "PASS":
@@ -113,6 +121,15 @@ def _backend_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
             f("max_abs_logit", "{:.4f}"), f("top1_agreement", "{:.3f}"),
             f("accuracy_delta", "{:+.3f}", True), f("f1_delta", "{:+.3f}", True),
             str(entry.get("verdict", "")))
+
+
+def _lm_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    """Causal LM: perplexity, its change, next-token agreement, max |Δ| at the final positions."""
+    from .report.html.page import lm_cells
+
+    size = (entry.get("info") or {}).get("size_bytes")
+    return (name, str(entry.get("precision", "")), f"{size / 1e6:.2f}" if size else "-",
+            *lm_cells(entry.get("metrics") or {}), str(entry.get("verdict", "")))
 
 
 if __name__ == "__main__":

@@ -297,4 +297,7 @@ def perplexity(nll_sum: float, tokens: int) -> float:
     """exp(mean negative log-likelihood per token); NaN when no token was scored."""
     if tokens <= 0:
         return math.nan
-    return math.exp(nll_sum / tokens)
+    try:
+        return math.exp(nll_sum / tokens)
+    except OverflowError:  # mean NLL > ~709 (a backend with huge logits): inf, not a crash
+        return math.inf

@@ -86,3 +86,66 @@ def test_show_html_rejects_a_file_that_is_not_a_quantgate_report(tmp_path, capsy
                             "pytest-benchmark runs have no charts")
     else:
         raise AssertionError("no error")
+
+
+def lm_entry(ppl: float, delta: float, top1: float, verdict: str = "PASS") -> dict:
+    return {"precision": "int8", "verdict": verdict, "reason": "", "drift": None,
+            "info": {"size_bytes": 300_000, "build_seconds": 0.4}, "tokens_per_second": 25000.0,
+            "lm": {"docs": 3, "tokens": 120, "ppl": ppl},
+            "metrics": {"reference_ppl": 6.2, "ppl": ppl, "ppl_delta": delta, "tokens": 120.0,
+                        "top1_agreement": top1, "topk_overlap": 0.99, "max_abs_logit": 0.1329,
+                        "mean_abs_logit": 0.02, "kl_div": 1e-5},
+            "checks": [{"check": "ppl", "verdict": "passed", "reason": "within thresholds"}]}
+
+
+def lm_report() -> dict:
+    """A causal LM's report, trimmed: no labels, no drift, no per-input logits."""
+    return {"format": "pytest-quantgate-report", "version": 2, "labels": [], "inspected": [],
+            "config": {"task": "causal-lm", "reference": "torch-fp32", "n_inputs": 3,
+                       "window": 64, "stride": 32},
+            "manifest": {}, "reference": {"lm": {"docs": 3, "tokens": 120, "ppl": 6.2}},
+            "backends": {"onnx-int8-static": lm_entry(6.2041, 0.00066, 0.979),
+                         PAYLOAD: lm_entry(6.5137, 0.0506, 0.905, "FAIL"),
+                         "broken": {"precision": "fp16", "verdict": "ERROR", "metrics": {},
+                                    "drift": None, "status_reason": "export failed"}}}
+
+
+def test_an_lm_report_shows_perplexity_not_class_measures():
+    page = render_html(lm_report())
+    assert ("<th>ppl</th><th>ppl Δ</th><th>next top-1</th><th>top-k</th><th>final max|Δ|</th>"
+            in page) and "acc Δ" not in page
+    assert ("<td>6.204</td><td>+0.07%</td><td>0.979</td><td>0.990</td><td>0.1329</td>" in page)
+    assert "<td>6.514</td><td>+5.06%</td><td>0.905</td>" in page
+    assert "torch-fp32 on 3 documents (120 tokens, perplexity 6.2)" in page
+    chart = page.split('<h2 id="perplexity">Perplexity per backend</h2>')[1].split("<h2")[0]
+    assert 'class="chart perplexity"' in chart and chart.count('class="bar"') == 2
+    assert 'class="threshold"' in chart and "6.204 +0.07%" in chart
+    assert "Not measured: perplexity of broken" in chart
+    assert "perplexity 6.2 (torch-fp32) -&gt; 6.204 (onnx-int8-static) · Δ +0.07% · 120 tokens · " \
+           "3 documents · 25,000 tokens/s" in page
+    assert "Not measured: perplexity (export failed)" in page
+    assert "drift data" not in page and "label names" not in page and "flip matrix" not in page
+    assert "perplexity change (%, lower is better)" in page
+
+
+def test_an_lm_report_escapes_hostile_backend_names():
+    report = lm_report()
+    report["config"]["reference"] = PAYLOAD
+    page = render_html(report)
+    assert "<img" not in page and "<script" not in page
+    assert page.count("&quot;&gt;&lt;img src=x onerror=alert(1)&gt;") >= 6  # table, chart, sections
+
+
+def test_show_prints_an_lm_report(tmp_path, capsys):
+    (tmp_path / "lm.json").write_text(json.dumps(lm_report()))
+    assert main(["show", str(tmp_path / "lm.json")]) == 0
+    out = capsys.readouterr().out
+    assert "reference torch-fp32 on 3 documents (120 tokens, perplexity 6.2)" in out
+    lines = out.splitlines()
+    head = next(line for line in lines if line.startswith("backend"))
+    assert head.split() == ["backend", "prec", "size", "MB", "ppl", "ppl", "Δ", "next", "top-1",
+                            "top-k", "final", "max|Δ|", "verdict"]
+    assert next(line for line in lines if line.startswith("onnx-int8-static")).split() == [
+        "onnx-int8-static", "int8", "0.30", "6.204", "+0.07%", "0.979", "0.990", "0.1329", "PASS"]
+    assert next(line for line in lines if line.startswith("broken")).split() == [
+        "broken", "fp16", "-", "-", "-", "-", "-", "-", "ERROR"]

@@ -40,7 +40,7 @@ VERIFY_TOLERANCE = 1e-4
 _EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with headroom
 
 
-def export_classifier(
+def export_model(
     model_dir: Path,
     out_file: Path,
     *,
@@ -51,7 +51,8 @@ def export_classifier(
     swap_names: tuple[str, str] | None = None,
     task: str = "text-classification",
 ) -> dict[str, Any]:
-    """Export the classifier in ``model_dir`` to ``out_file``; returns what the export did.
+    """Export the classifier (or causal LM) in ``model_dir`` to ``out_file``; returns what the
+    export did.
 
     ``input_names`` that the model's forward does not accept are left out (the returned
     ``inputs`` says which remain). ``swap_names`` deliberately mislabels two graph inputs after
@@ -117,6 +118,9 @@ def export_classifier(
     return details
 
 
+export_classifier = export_model  # the name the classification demo and older scripts use
+
+
 def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
     """The cached fp32 export of ``ctx.model_dir`` (key: model, exporter, opset, versions).
 
@@ -142,7 +146,7 @@ def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
                 f"exporting {ctx.model_dir} to ONNX needs {', '.join(missing)}, which is not "
                 "installed here; pip install 'pytest-quantgate[torch]', or declare your own "
                 "export as a backend of kind 'onnx'")
-        details = export_classifier(ctx.model_dir, tmp / MODEL_FILE, exporter=exporter,
+        details = export_model(ctx.model_dir, tmp / MODEL_FILE, exporter=exporter,
                                     opset=opset, input_names=ctx.input_names,
                                     max_length=ctx.max_length, task=ctx.task)
         write_details(tmp, details)

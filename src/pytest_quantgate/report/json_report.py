@@ -24,11 +24,11 @@ def build_report(gate: GateSession, comparison: dict[str, Any] | None = None) ->
 
     cfg = gate.config
     files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
-    report: dict[str, Any] = {
+    report: dict[str, Any] = {  # config["task"]: readers tell a causal LM's report apart
         "format": FORMAT, "version": VERSION,
         "manifest": build_manifest(model_dir=cfg.model, data_files=files, extra={
             "tokenizer": gate.encoder.source, "task": cfg.task}),
-        "config": {"reference": cfg.reference, "backends": list(cfg.backends),
+        "config": {"task": cfg.task, "reference": cfg.reference, "backends": list(cfg.backends),
                    "max_length": cfg.max_length, "padding": cfg.padding,
                    "batch_size": cfg.batch_size, "expect_fail": list(cfg.expect_fail),
                    "n_inputs": gate.n_inputs,
@@ -66,7 +66,7 @@ def _run(gate: GateSession, name: str) -> dict[str, Any]:
     n = gate.n_inputs
     lm = {}
     if run.lm is not None:  # causal LM: the pass's counts, and tokens per second
-        lm = {"lm": run.lm.to_dict(),
+        lm = {"lm": {**run.lm.to_dict(), "ppl": run.lm.ppl},
               "tokens_per_second": run.lm.tokens / run.seconds if run.seconds else None}
     return {
         "name": name, "kind": decl.kind, "precision": run.precision, "options": dict(decl.options),

@@ -75,7 +75,7 @@ def rows(gate: GateSession) -> list[tuple[str, ...]]:
         word, _ = backend_verdict(gate, name)
         if gate.is_lm:
             out.append((name, run.precision, size, build, _f(v, "ppl", "{:.4g}"),
-                        _f(v, "ppl_delta", "{:+.2%}"), _f(v, "top1_agreement", "{:.3f}"),
+                        _pct(v, "ppl_delta"), _f(v, "top1_agreement", "{:.3f}"),
                         _f(v, "topk_overlap", "{:.3f}"), _f(v, "max_abs_logit", "{:.4f}"),
                         _counts(gate, name), word))
             continue
@@ -117,6 +117,14 @@ def render(table: Sequence[Sequence[str]], header: Sequence[str] = HEADER) -> li
         return "  ".join(str(c).ljust(w) if i == 0 or i == len(r) - 1 else str(c).rjust(w)
                          for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in table)]
+
+
+def _pct(values: dict[str, float], key: str) -> str:
+    """A relative change as a signed percentage; one that rounds to nothing is +0.00%."""
+    if key not in values:
+        return "-"
+    value = values[key]
+    return f"{0.0 if abs(value) < 0.00005 else value:+.2%}"
 
 
 def _f(values: dict[str, float], key: str, fmt: str, neg: bool = False) -> str:

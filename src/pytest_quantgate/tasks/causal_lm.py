@@ -66,7 +66,9 @@ def split_windows(ids: np.ndarray, doc: int, window: int, stride: int) -> Iterat
         done = end
         if end == n:
             return
-        begin += stride
+        # at most end - 1: with stride == window the next window's first token (never a target
+        # in its own window) was otherwise left unscored, one token lost per window
+        begin = min(begin + stride, end - 1)
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,9 @@ class ReferenceReader:
         self.folder = Path(folder)
         self.meta = json.loads((self.folder / "meta.json").read_text())
         tally = self.meta["tally"]
-        shapes = {"nll": (tally["tokens"],), "top": (tally["tokens"], self.meta["k"]),
+        # score_batch keeps min(k, vocab) ids per row: a vocabulary smaller than k was unreadable
+        top_k = min(self.meta["k"], tally["vocab"])
+        shapes = {"nll": (tally["tokens"],), "top": (tally["tokens"], top_k),
                   "final": (tally["finals"], tally["vocab"])}
         self._arrays = {name: _map(self.folder / f"{name}.bin", _FILES[name], shapes[name])
                         for name in _FILES}
@@ -344,7 +348,9 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
             if current is None or current.doc != w.doc:
                 current = _Doc(w.doc)
             rows = scores.row_doc == w.doc
-            current.out += float(np.nansum(scores.nll[rows]))
+            # NaN propagates (was np.nansum, which dropped the backend's NaN rows but not the
+            # reference's, so a document with NaN ranked as improved): its ratio becomes inf
+            current.out += float(scores.nll[rows].sum())
             current.ref += float(ref_nll[rows].sum()) if ref_nll is not None else 0.0
             current.n += int(rows.sum())
             if w.final:
@@ -405,8 +411,10 @@ def _kl_rows(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def _worst_doc(doc: _Doc, text: str, out_final: np.ndarray, ref_final: np.ndarray, k: int
                ) -> WorstDoc:
-    with np.errstate(over="ignore", invalid="ignore"):
+    try:  # math.exp raises OverflowError past ~709 (np.errstate does not cover math)
         ratio = math.exp((doc.out - doc.ref) / doc.n) if doc.n else 1.0
+    except OverflowError:
+        ratio = math.inf
     if not math.isfinite(ratio):
         ratio = math.inf
 

@@ -43,12 +43,27 @@ def iter_documents(path: Path) -> Iterator[Document]:
             empty = False
             yield doc
     except UnicodeDecodeError as exc:
+        # exc.start counts from the start of the decoder's 8 KiB chunk, not of the file
         raise DataError(problem(f"corpus file {path}", f"bytes that are not UTF-8 ({exc.reason} "
-                                f"at byte {exc.start})", "UTF-8 text",
+                                f"at byte {_bad_byte(path, exc.start)})", "UTF-8 text",
                                 "re-save the file as UTF-8")) from None
     if empty:
         raise DataError(problem("corpus file", f"{path} (no text)", "at least one document",
                                 "fill the file or point the config at another one"))
+
+
+def _bad_byte(path: Path, fallback: int) -> int:
+    """File offset of the first byte that is not UTF-8 (a newline byte never sits inside a
+    UTF-8 sequence, so decoding line by line finds it exactly)."""
+    offset = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return offset + exc.start
+            offset += len(raw)
+    return fallback
 
 
 def _jsonl(path: Path) -> Iterator[Document]:

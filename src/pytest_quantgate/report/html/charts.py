@@ -169,13 +169,15 @@ def scatter(points: Sequence[tuple[str, float, float]], *, x_label: str, y_label
 
 
 def hbars(items: Sequence[tuple[str, float]], *, label: str, fmt: str = "{:.1%}",
-          limit: float | None = None, width: int = 520, left: int = 190) -> str:
+          limit: float | None = None, width: int = 520, left: int = 190,
+          texts: Sequence[str] | None = None) -> str:
     """Horizontal bars (name, value in [0, 1]); an optional limit line; ``left`` is the room
-    for the names."""
+    for the names; ``texts``, one per bar, replace ``fmt`` for the text beside each bar."""
     row = 16
     h = row * len(items) + 8
     top = max([v for _, v in items] + [limit or 0.0, 1e-12])
-    scale = (width - left - 60) / top
+    room = max(60, int(5.5 * max(map(len, texts), default=0)) + 8) if texts else 60
+    scale = (width - left - room) / top
     body = []
     for i, (name, v) in enumerate(items):
         y = 4 + i * row
@@ -183,7 +185,8 @@ def hbars(items: Sequence[tuple[str, float]], *, label: str, fmt: str = "{:.1%}"
         body.append(f'<rect class="bar" x="{left}" y="{y}" width="{max(v * scale, 0.5):.1f}" '
                     f'height="{row - 3}" fill="#4c78a8"><title>{esc(f"{name}: {v:.4g}")}</title>'
                     "</rect>")
-        body.append(_text(left + v * scale + 4, y + 11, fmt.format(v), size=9))
+        body.append(_text(left + v * scale + 4, y + 11,
+                          fmt.format(v) if texts is None else texts[i], size=9))
     if limit is not None:
         x = left + limit * scale
         body.append(f'<line class="threshold" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{h}" '

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import sections
@@ -28,10 +29,14 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 def render_page(report: dict[str, Any]) -> str:
     labels = [str(x) for x in report.get("labels") or []]
     backends: dict[str, Any] = report.get("backends") or {}
-    body = [header(report), verdict_table(report), sections.inspected(report),
+    lm = sections.is_lm(report)
+    # a causal LM has no classes: perplexity replaces the per-input logits and flip matrices
+    lm_reference = str((report.get("config") or {}).get("reference", "")) if lm else None
+    body = [header(report), verdict_table(report),
+            sections.perplexity(report) if lm else sections.inspected(report),
             '<h2 id="backends">Per backend</h2>']
-    body += [sections.backend(name, entry, labels) for name, entry in backends.items()]
-    if not labels and backends:
+    body += [sections.backend(name, entry, labels, lm_reference) for name, entry in backends.items()]
+    if not labels and backends and not lm:
         body.append(sections.not_measured("label names (report version 1): flip matrices need them"))
     body += [sections.tradeoffs(report), sections.comparison(report), unmeasured(report)]
     title = f"quantgate report · {(report.get('config') or {}).get('reference', '')}"
@@ -49,7 +54,8 @@ def header(report: dict[str, Any]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     data = ", ".join(f"{k} {str(v)[:16]}" for k, v in (m.get("data_sha256") or {}).items())
     commit = f"{str(git.get('commit') or 'unknown')[:12]}{' (dirty)' if git.get('dirty') else ''}"
-    rows = [("reference", f"{cfg.get('reference')} on {cfg.get('n_inputs')} inputs"),
+    rows = [("reference", lm_reference_line(report) if sections.is_lm(report)
+             else f"{cfg.get('reference')} on {cfg.get('n_inputs')} inputs"),
             ("summary", report.get("summary", "")),
             ("model sha256", str(m.get("model_sha256") or "")[:16]), ("data sha256", data),
             ("commit", commit), ("packages", packages),
@@ -62,6 +68,18 @@ def header(report: dict[str, Any]) -> str:
     return f'<h1>quantgate report</h1><table class="manifest">{cells}</table>'
 
 
+def lm_reference_line(report: dict[str, Any]) -> str:
+    """Causal LM: "REF on N documents (T tokens, perplexity P)"."""
+    cfg = report.get("config") or {}
+    lm = (report.get("reference") or {}).get("lm") or {}
+    docs = sections.number(lm.get("docs"))
+    tokens = sections.number(lm.get("tokens"))
+    ppl = sections.reference_ppl(report)
+    return (f"{cfg.get('reference')} on {cfg.get('n_inputs') if docs is None else f'{docs:.0f}'} "
+            f"documents ({'tokens not recorded' if tokens is None else f'{tokens:.0f} tokens'}, "
+            f"perplexity {'not measured' if ppl is None else f'{ppl:.4g}'})")
+
+
 def _fmt(metrics: dict[str, Any], key: str, fmt: str, neg: bool = False) -> str:
     if key not in metrics:
         return "-"
@@ -69,9 +87,27 @@ def _fmt(metrics: dict[str, Any], key: str, fmt: str, neg: bool = False) -> str:
     return fmt.format(0.0 if neg and abs(value) < 0.0005 else value)
 
 
+def lm_cells(v: dict[str, Any]) -> list[str]:
+    """Causal LM: ppl, ppl Δ, next-token top-1, top-k overlap, max |Δ| at the final positions
+    ("-" where absent, "NaN/Inf" where not finite). ``quantgate show`` prints the same."""
+    def cell(key: str, fmt: str) -> str:
+        value = v.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "-"
+        if not math.isfinite(value):
+            return "NaN/Inf"
+        return sections.signed_pct(value) if fmt == "%" else fmt.format(value)
+
+    return [cell("ppl", "{:.4g}"), cell("ppl_delta", "%"), cell("top1_agreement", "{:.3f}"),
+            cell("topk_overlap", "{:.3f}"), cell("max_abs_logit", "{:.4f}")]
+
+
 def verdict_table(report: dict[str, Any]) -> str:
-    head = ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
-            "F1 Δ", "p50 ms", "verdict", "reason")
+    lm = sections.is_lm(report)
+    head = (("backend", "prec", "size MB", "build s", "ppl", "ppl Δ", "next top-1", "top-k",
+             "final max|Δ|", "p50 ms", "verdict", "reason") if lm else
+            ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
+             "F1 Δ", "p50 ms", "verdict", "reason"))
     rows = []
     for name, e in (report.get("backends") or {}).items():
         info, v = e.get("info") or {}, e.get("metrics") or {}
@@ -81,10 +117,10 @@ def verdict_table(report: dict[str, Any]) -> str:
         build = f"{info['build_seconds']:.1f}" if info.get("build_seconds") is not None else "-"
         verdict = str(e.get("verdict", ""))
         cls = "pass" if verdict == "PASS" else "fail"
-        cells = [name, e.get("precision", ""), size, build, _fmt(v, "max_abs_logit", "{:.4f}"),
-                 _fmt(v, "mean_abs_logit", "{:.4f}"), _fmt(v, "top1_agreement", "{:.3f}"),
-                 _fmt(v, "accuracy_delta", "{:+.3f}", True), _fmt(v, "f1_delta", "{:+.3f}", True),
-                 p50]
+        cells = [name, e.get("precision", ""), size, build, *(lm_cells(v) if lm else [
+                 _fmt(v, "max_abs_logit", "{:.4f}"), _fmt(v, "mean_abs_logit", "{:.4f}"),
+                 _fmt(v, "top1_agreement", "{:.3f}"), _fmt(v, "accuracy_delta", "{:+.3f}", True),
+                 _fmt(v, "f1_delta", "{:+.3f}", True)]), p50]
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
                     + f'<td class="verdict {cls}">{esc(verdict)}</td>'
                     f"<td>{esc(e.get('reason') or '')}</td></tr>")
@@ -108,6 +144,9 @@ def unmeasured(report: dict[str, Any]) -> str:
         gaps.append("adversarial slice (no adversarial check ran)")
     if not report.get("comparison"):
         gaps.append("baseline comparison (--quantgate-compare)")
+    if sections.is_lm(report):
+        gaps.append("per-input logits, |logit diff| histograms and flip matrices (a causal LM "
+                    "has no classes: next-token agreement is in the verdict table)")
     missing = sorted({f"{n}: {c.get('check')}" for n, e in backends.items()
                       for c in e.get("checks") or [] if c.get("verdict") == "missing"})
     items = "".join(f"<li>{esc(g)}</li>" for g in [*gaps, *missing])

@@ -19,6 +19,84 @@ def not_measured(text: str) -> str:
     return f'<p class="not-measured">Not measured: {esc(text)}</p>'
 
 
+def is_lm(report: dict[str, Any]) -> bool:
+    """A causal LM's report: perplexity and next-token measures, no labels, no drift."""
+    return (report.get("config") or {}).get("task") == "causal-lm"
+
+
+def number(value: object) -> float | None:
+    """A finite number from the report, else None (absent, null, NaN or Inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def signed_pct(value: float) -> str:
+    """A relative change as a signed percentage; one that rounds to nothing shows as +0.00%."""
+    return f"{0.0 if abs(value) < 0.00005 else value:+.2%}"
+
+
+def reference_ppl(report: dict[str, Any]) -> float | None:
+    """The reference's perplexity: its own pass, else as a judged backend recorded it."""
+    ppl = number(((report.get("reference") or {}).get("lm") or {}).get("ppl"))
+    if ppl is None:
+        ppl = next((p for e in (report.get("backends") or {}).values()
+                    if (p := number((e.get("metrics") or {}).get("reference_ppl"))) is not None),
+                   None)
+    return ppl
+
+
+def perplexity(report: dict[str, Any]) -> str:
+    """Causal LM: one bar per backend, the reference's perplexity as the dashed line."""
+    backends: dict[str, Any] = report.get("backends") or {}
+    ref_name = (report.get("config") or {}).get("reference", "")
+    ref = reference_ppl(report)
+    out = ['<h2 id="perplexity">Perplexity per backend</h2>']
+    bars: list[tuple[str, float]] = []
+    texts: list[str] = []
+    absent: list[str] = []
+    for name, e in backends.items():
+        v = e.get("metrics") or {}
+        ppl = number(v.get("ppl"))
+        if ppl is None:
+            absent.append(name)
+            continue
+        delta = number(v.get("ppl_delta"))
+        bars.append((name, ppl))
+        texts.append(f"{ppl:.4g}" + (f" {signed_pct(delta)}" if delta is not None else ""))
+    if not bars:
+        return "".join(out) + not_measured("perplexity (no backend has a finite perplexity)")
+    line = (f"the dashed line is the reference {ref_name}'s perplexity {ref:.4g}"
+            if ref is not None else "the reference's perplexity is not measured")
+    out.append(f'<p class="note">Perplexity on the evaluation documents, lower is better; '
+               f"{esc(line)}. Beside each bar: perplexity and its change against the "
+               "reference.</p>")
+    out.append(charts.hbars(bars, label="perplexity per backend", limit=ref, texts=texts)
+               .replace('class="chart"', 'class="chart perplexity"'))
+    if absent:
+        out.append(not_measured(f"perplexity of {', '.join(absent)} (did not run, or NaN/Inf)"))
+    return "".join(out)
+
+
+def lm_summary(name: str, entry: dict[str, Any], ref_name: str) -> str:
+    """Causal LM, one backend: reference ppl -> backend ppl, change, tokens, documents, speed."""
+    v, lm = entry.get("metrics") or {}, entry.get("lm") or {}
+    ppl, ref = number(v.get("ppl")), number(v.get("reference_ppl"))
+    if ppl is None:
+        why = entry.get("status_reason") or "the backend did not run, or its perplexity is NaN/Inf"
+        return not_measured(f"perplexity ({why})")
+    delta = number(v.get("ppl_delta"))
+    tokens, docs = number(v.get("tokens", lm.get("tokens"))), number(lm.get("docs"))
+    speed = number(entry.get("tokens_per_second"))
+    parts = [f"perplexity {'not measured' if ref is None else f'{ref:.4g}'} ({ref_name}) -> "
+             f"{ppl:.4g} ({name})",
+             f"Δ {'not measured' if delta is None else signed_pct(delta)}",
+             "tokens not recorded" if tokens is None else f"{tokens:.0f} tokens",
+             "documents not recorded" if docs is None else f"{docs:.0f} documents",
+             "tokens/s not measured" if speed is None else f"{speed:,.0f} tokens/s"]
+    return f'<p class="note lm">{esc(" · ".join(parts))}</p>'
+
+
 def softmax(row: list[float | None]) -> list[float] | None:
     if any(v is None or not math.isfinite(v) for v in row) or not row:
         return None
@@ -82,15 +160,19 @@ def legend(names: list[str]) -> str:
     return '<div class="legend">' + "".join(keys) + "</div>"
 
 
-def backend(name: str, entry: dict[str, Any], labels: list[str]) -> str:
-    """One backend: verdict, |logit diff| histogram, flip matrix, checks, calibration."""
+def backend(name: str, entry: dict[str, Any], labels: list[str], lm_reference: str | None = None
+            ) -> str:
+    """One backend: verdict, |logit diff| histogram, flip matrix, checks, calibration. For a
+    causal LM (``lm_reference``, the reference's name) a perplexity summary replaces the drift."""
     verdict = str(entry.get("verdict", ""))
     cls = "pass" if verdict == "PASS" else "fail"
     out = [f'<section class="backend" id="backend-{esc(name)}"><h3>{esc(name)} '
            f'<span class="verdict {cls}">{esc(verdict)}</span></h3>',
            f'<p class="reason">{esc(entry.get("reason") or "")}</p>']
     drift = entry.get("drift")
-    if drift is None:
+    if lm_reference is not None:
+        out.append(lm_summary(name, entry, lm_reference))
+    elif drift is None:
         why = (entry.get("status_reason") or "the backend did not run" if "drift" in entry
                else "drift data (report version 1)")
         out.append(not_measured(str(why)))
@@ -124,24 +206,35 @@ def backend(name: str, entry: dict[str, Any], labels: list[str]) -> str:
 
 
 def tradeoffs(report: dict[str, Any]) -> str:
-    """Size and latency against top-1 agreement, one point per backend."""
+    """Size and latency against top-1 agreement (a causal LM: the perplexity change, in %),
+    one point per backend."""
     backends: dict[str, Any] = report.get("backends") or {}
     out = ['<h2 id="tradeoffs">Size and latency against quality</h2>']
-    sized = [(n, e["info"]["size_bytes"] / 1e6, e["metrics"]["top1_agreement"])
-             for n, e in backends.items() if (e.get("info") or {}).get("size_bytes")
-             and "top1_agreement" in (e.get("metrics") or {})]
-    out.append(charts.scatter(sized, x_label="size on disk (MB)", y_label="top-1 agreement",
+    if is_lm(report):
+        y_label = "perplexity change (%, lower is better)"
+
+        def quality(e: dict[str, Any]) -> float | None:
+            delta = number((e.get("metrics") or {}).get("ppl_delta"))
+            return None if delta is None else delta * 100
+    else:
+        y_label = "top-1 agreement"
+
+        def quality(e: dict[str, Any]) -> float | None:
+            return (e.get("metrics") or {}).get("top1_agreement")
+    sized = [(n, e["info"]["size_bytes"] / 1e6, y) for n, e in backends.items()
+             if (e.get("info") or {}).get("size_bytes") and (y := quality(e)) is not None]
+    out.append(charts.scatter(sized, x_label="size on disk (MB)", y_label=y_label,
                               label="size against quality").replace(
                                   'class="chart"', 'class="chart scatter"')
                if sized else not_measured("no backend recorded its size"))
     timed = []
     for n, e in backends.items():
         lat = e.get("latency") or {}
-        if lat and "top1_agreement" in (e.get("metrics") or {}):
+        if lat and (y := quality(e)) is not None:
             size = max(lat, key=int)
-            timed.append((f"{n} (b{size})", lat[size]["median"] * 1e3, e["metrics"]["top1_agreement"]))
+            timed.append((f"{n} (b{size})", lat[size]["median"] * 1e3, y))
     out.append(charts.scatter(timed, x_label="median latency (ms, largest batch)",
-                              y_label="top-1 agreement", label="latency against quality",
+                              y_label=y_label, label="latency against quality",
                               log_x=True).replace('class="chart"', 'class="chart scatter"')
                if timed else not_measured("latency was not timed in this run (set latency = true "
                                           "or pass --quantgate-latency)"))
