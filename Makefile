@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
+LM_DEMO := examples/stories
 
 .PHONY: setup browser demo test lint unit bench clean
 
@@ -25,11 +26,15 @@ browser:
 
 setup: $(STAMP) browser
 
-# Builds the demo data and model (seconds; skipped when up to date), then runs the gate on it.
+# Builds the demo data and models (seconds; skipped when up to date), then runs the gate on
+# them: the headline classifier, then the small GPT-2 (perplexity gate).
 demo: setup
 	$(PY) -m fixtures.build_demo $(DEMO)
 	cd $(DEMO) && ../../$(PY) make_user_export.py
 	cd $(DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
+	$(PY) -m fixtures.build_demo $(LM_DEMO) --task causal-lm
+	cd $(LM_DEMO) && ../../$(PY) make_user_export.py
+	cd $(LM_DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
 
 test: setup lint
 	$(PY) -m pytest
@@ -48,4 +53,5 @@ bench: setup
 
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \
-		$(DEMO)/data $(DEMO)/reports
+		$(DEMO)/data $(DEMO)/reports $(LM_DEMO)/.quantgate-cache $(LM_DEMO)/models \
+		$(LM_DEMO)/data $(LM_DEMO)/reports

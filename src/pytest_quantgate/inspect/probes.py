@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..session import GateSession
 
 PROBE_SIZE = 32
+LM_PROBE_WINDOWS = 8
 Transform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -44,8 +45,8 @@ def make_probe(gate: GateSession, runner: Runner, size: int = PROBE_SIZE) -> Pro
     from ..tasks.batching import batches
     from ..tasks.text_classification import shape_policy
 
-    if gate.is_lm:
-        return _lm_probe(gate, runner, size)
+    if gate.is_lm:  # a window is up to 128+ positions: 8 of them probe as much as 32 texts
+        return _lm_probe(gate, runner, min(size, LM_PROBE_WINDOWS))
     encoded = gate.encoded
     order = np.argsort([len(e.ids) for e in encoded], kind="stable")
     pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
