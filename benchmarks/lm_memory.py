@@ -2,7 +2,9 @@
 two passes (the reference torch-fp32 recording its numbers to disk, then onnx-fp32 compared
 with them) over the demo corpus repeated 1x and 10x (or the factors given), each size in a fresh
 process, and prints per pass: documents, tokens, seconds, the peak of Python/numpy allocations
-(tracemalloc) and the peak resident set size (VmHWM, reset before the pass).
+(tracemalloc), the peak resident set size (VmHWM, reset before the pass) and, after the pass,
+the resident memory split into anonymous (heap) and file-backed (the memory-mapped reference
+numbers, which the kernel can drop at any time).
 
 Run (after `make demo`): .venv/bin/python benchmarks/lm_memory.py [FACTOR ...]
 """
@@ -20,9 +22,10 @@ DEMO = ROOT / "examples" / "stories"
 BACKENDS = ("torch-fp32", "onnx-fp32")  # the reference pass writes, the other one reads
 
 
-def rss_peak_mb() -> float:
+def status_mb(key: str) -> float:
+    """A /proc/self/status figure in MB: VmHWM (peak RSS), RssAnon (heap), RssFile (mapped)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -56,7 +59,8 @@ def measure(corpus: Path, cache: Path) -> list[dict[str, float]]:
         tracemalloc.stop()
         assert run.status == "ok" and run.lm is not None, run.reason
         rows.append({"backend": name, "docs": run.lm.docs, "tokens": run.lm.tokens,
-                     "seconds": seconds, "traced_mb": traced, "rss_peak_mb": rss_peak_mb(),
+                     "seconds": seconds, "traced_mb": traced, "rss_peak_mb": status_mb("VmHWM"),
+                     "anon_mb": status_mb("RssAnon"), "file_mb": status_mb("RssFile"),
                      "ppl": run.lm.ppl})
     return rows
 
@@ -67,8 +71,9 @@ def main(argv: list[str]) -> int:
         return 0
     factors = [int(a) for a in argv] or [1, 10]
     source = (DEMO / "data" / "eval.txt").read_text(encoding="utf-8").strip()
-    print("| corpus | backend | documents | tokens | seconds | traced peak MB | RSS peak MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| corpus | backend | documents | tokens | seconds | traced peak MB | RSS peak MB | "
+          "RSS after: anon / file-backed MB |")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for factor in factors:
             corpus = Path(tmp) / f"eval-x{factor}.txt"
@@ -79,7 +84,8 @@ def main(argv: list[str]) -> int:
             for row in json.loads(out.stdout.strip().splitlines()[-1]):
                 print(f"| {factor}x | {row['backend']} | {row['docs']} | {row['tokens']} | "
                       f"{row['seconds']:.1f} | {row['traced_mb']:.1f} | "
-                      f"{row['rss_peak_mb']:.0f} |")
+                      f"{row['rss_peak_mb']:.0f} | {row['anon_mb']:.0f} / "
+                      f"{row['file_mb']:.0f} |")
     return 0
 
 

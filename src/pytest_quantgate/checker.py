@@ -144,13 +144,16 @@ class Checker:
                            worst_n=0, **kwargs)
             writer.finish({"k": k, "tally": ref.to_dict()})
             for name in self.backends:
+                reader = ReferenceReader(Path(tmp) / "reference")
                 try:
                     out = run_pass(gate.runner(name), source, k=int(gate.thresholds(
-                        name, self.overrides)["topk"]), reference=ReferenceReader(
-                        Path(tmp) / "reference"), worst_n=cfg.worst, **kwargs)
+                        name, self.overrides)["topk"]), reference=reader, worst_n=cfg.worst,
+                                   **kwargs)
                 except BackendUnavailable as exc:
                     failures.append(f"{name}: not run: {exc}")
                     continue
+                finally:
+                    reader.close()
                 res, _ = evaluate_lm(backend=name, reference=cfg.reference,
                                      thresholds=gate.thresholds(name, self.overrides), ref=ref,
                                      out=out, token_text=gate.token_text)

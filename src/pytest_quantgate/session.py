@@ -334,6 +334,9 @@ class GateSession:
             if writer is not None:
                 writer.abort()
             raise
+        finally:
+            if reader is not None:
+                reader.close()
         seconds = time.perf_counter() - start
         run = BackendRun(name, decl.precision, "ok", info=runner.describe(), shapes=shapes,
                          seconds=seconds, infer_seconds=runner.infer_seconds, lm=tally)
@@ -354,7 +357,9 @@ class GateSession:
         from .tasks.causal_lm import Tally
 
         try:
-            meta = self._lm_reader().meta
+            reader = self._lm_reader()  # checks every file's size against the counts
+            reader.close()
+            meta = reader.meta
             tally = Tally(**meta["tally"])
             info = BackendInfo(**{**meta["info"], "cache_hit": True})
         except (OSError, ValueError, KeyError, TypeError):

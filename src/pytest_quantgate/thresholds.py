@@ -98,9 +98,11 @@ for _values in DEFAULTS.values():
 
 # A causal LM is judged on next-token agreement at every scored position of the corpus and on
 # logits over the whole vocabulary at each document's final position: thousands of near-ties
-# among ~1000+ tokens, so agreement runs lower and logit differences higher than for 9 labels.
-# Measured on the demo GPT-2 (docs/thresholds.md, "Causal LM"); ppl_delta keeps the
-# published 0.001 / 0.005 / 0.02 unless the measurement says otherwise.
+# among 1500+ tokens, so agreement runs lower than for 9 labels. Measured on the demo GPT-2
+# (docs/thresholds.md, "Causal LM"): good INT8 backends agree on 0.971-0.989 of next tokens and
+# change perplexity by +0.06% to +0.12%; fp16/bf16 by < 0.005%; all-ops static INT8 by +14%.
+# ppl_delta keeps the published 0.001 / 0.005 / 0.02: the demo leaves them ample headroom, and
+# a tiny model's spread is no basis for tightening what larger models need (see the doc).
 LM_DEFAULTS: dict[str, dict[str, float | int]] = {
     "fp32": dict(max_abs_logit=1e-3, mean_abs_logit=1e-4, kl_div=1e-6, top1_agreement=0.999,
                  topk_overlap=0.99, ppl_delta=0.001),
@@ -109,7 +111,7 @@ LM_DEFAULTS: dict[str, dict[str, float | int]] = {
     "bf16": dict(max_abs_logit=0.25, mean_abs_logit=0.05, kl_div=5e-3, top1_agreement=0.97,
                  topk_overlap=0.95, ppl_delta=0.005),
     "int8": dict(max_abs_logit=2.0, mean_abs_logit=0.25, kl_div=0.05, top1_agreement=0.9,
-                 topk_overlap=0.85, ppl_delta=0.02),
+                 topk_overlap=0.9, ppl_delta=0.02),
 }
 
 

@@ -37,3 +37,14 @@ def test_inspect_must_be_a_list_of_strings(project):
     pytester = project('backends = ["same"]\ninspect = "goal"')
     result = pytester.runpytest("--quantgate")
     result.stderr.fnmatch_lines(["*inspect: got 'goal', expected a list of strings; see the README"])
+
+
+def test_html_report_with_latency_items_shows_their_p50(project):
+    # The page once read a "median" key that latency records do not have: the whole report
+    # (JSON included) crashed at session end whenever latency and html were both on.
+    pytester = project('backends = ["same"]\nhtml = "r.html"\nlatency = true\n'
+                       'latency_batch_sizes = [2]\nlatency_rounds = 3\nlatency_warmup = 0')
+    result = pytester.runpytest("--quantgate")
+    assert result.ret == 0, result.stdout.str()
+    page = (pytester.path / "r.html").read_text()
+    assert "b2: " in page and "latency against quality" in page

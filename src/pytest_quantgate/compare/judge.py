@@ -64,8 +64,8 @@ def judge_measures(backend: str, check: str, base: Mapping[str, tuple[float, str
     """Every measure present on both sides; worse = higher for ``<=`` measures, lower for ``>=``."""
     out = []
     for name, (value, op) in now.items():
-        if name not in base:
-            continue
+        if name not in base or op not in ("<=", ">="):
+            continue  # measured only (a causal LM's ppl): its judged form is ppl_delta
         before = base[name][0]
         worse_by = value - before if op == "<=" else before - value
         allowed = tolerances.of(name).allowed(before)

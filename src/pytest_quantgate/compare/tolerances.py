@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Tolerance] = {
     "topk_overlap": Tolerance(0.01),
     "accuracy_delta": Tolerance(0.005),
     "f1_delta": Tolerance(0.01),
+    # causal LM: a further 0.1% of perplexity (relative to the run's own reference) or a quarter
+    # of the baseline's increase, whichever is larger
+    "ppl_delta": Tolerance(0.001, 0.25),
 }
 FALLBACK = Tolerance(0.0, 0.10)  # a measure without a default (a check added later): 10% worse
 LATENCY = 0.10  # a slowdown under 10% of the baseline's median is not a regression

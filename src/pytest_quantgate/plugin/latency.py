@@ -88,9 +88,16 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
         benchmark.skipped = True
         pytest.skip(f"backend {backend!r} declares a static batch of {shapes.static_batch}; "
                     f"it cannot be timed at batch {size}")
-    feed = latency_feed(gate.encoded, size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
-                        max_length=cfg.max_length, static_length=shapes.static_length,
-                        static_batch=shapes.static_batch)
+    if gate.is_lm:  # a causal LM is timed on windows of its eval corpus (items = windows)
+        from ..tasks.causal_lm import lm_latency_feed
+
+        feed = lm_latency_feed(gate.lm_source(), size, window=cfg.window, stride=cfg.stride,
+                               static_length=shapes.static_length,
+                               static_batch=shapes.static_batch)
+    else:
+        feed = latency_feed(gate.encoded, size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
+                            max_length=cfg.max_length, static_length=shapes.static_length,
+                            static_batch=shapes.static_batch)
     info = run.info
     benchmark.group = f"quantgate latency, batch {size}"  # backends side by side
     benchmark.name = f"{backend}[b{size}]"  # the table's name column; ids stay the nodeids

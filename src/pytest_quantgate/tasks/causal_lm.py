@@ -8,8 +8,8 @@ which a causal model never looks at from a real position.
 
 Nothing grows with the corpus: documents are tokenised a chunk at a time, a batch of logits is
 reduced to per-position numbers (negative log-likelihood, top-k token ids) as soon as it
-arrives, and the reference's numbers go to files on disk (``ReferenceStore``) that each
-backend's pass reads back slice by slice through memory maps. Only the sums (``Tally``) and a
+arrives, and the reference's numbers go to files on disk (``ReferenceWriter``) that each
+backend's pass reads back batch by batch (``ReferenceReader``). Only the sums (``Tally``) and a
 bounded heap of the worst documents stay in memory.
 
 A document's *final position* is its last token: the logits there are the model's
@@ -216,7 +216,8 @@ class ReferenceWriter:
 
 
 class ReferenceReader:
-    """The reference's numbers, memory-mapped, handed out in stream order."""
+    """The reference's numbers, read sequentially in stream order (plain reads, not memory maps:
+    mapped pages would count in the resident set and grow with the corpus)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -224,33 +225,38 @@ class ReferenceReader:
         tally = self.meta["tally"]
         # score_batch keeps min(k, vocab) ids per row: a vocabulary smaller than k was unreadable
         top_k = min(self.meta["k"], tally["vocab"])
-        shapes = {"nll": (tally["tokens"],), "top": (tally["tokens"], top_k),
-                  "final": (tally["finals"], tally["vocab"])}
-        self._arrays = {name: _map(self.folder / f"{name}.bin", _FILES[name], shapes[name])
-                        for name in _FILES}
-        self._row = 0
-        self._final = 0
+        self._width = {"nll": 1, "top": top_k, "final": tally["vocab"]}
+        rows = {"nll": tally["tokens"], "top": tally["tokens"], "final": tally["finals"]}
+        for name, dtype in _FILES.items():
+            path = self.folder / f"{name}.bin"
+            expected = rows[name] * self._width[name] * np.dtype(dtype).itemsize
+            if path.stat().st_size != expected:
+                raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected}")
+        self._handles = {name: (self.folder / f"{name}.bin").open("rb") for name in _FILES}
 
     @property
     def k(self) -> int:
         return int(self.meta["k"])
 
+    def _read(self, name: str, n: int) -> np.ndarray:
+        width = self._width[name]
+        data = np.fromfile(self._handles[name], dtype=_FILES[name], count=n * width)
+        if data.size != n * width:
+            raise DataError(problem(f"cached reference outputs in {self.folder}",
+                                    f"{data.size // max(width, 1)} more {name} rows",
+                                    f"{n} (the pass has more positions than the reference)",
+                                    "delete that folder and run again"))
+        return data if name == "nll" else data.reshape(n, width)
+
     def rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, self._row = self._row, self._row + n
-        return self._arrays["nll"][lo:self._row], self._arrays["top"][lo:self._row]
+        return self._read("nll", n), self._read("top", n)
 
     def finals(self, n: int) -> np.ndarray:
-        lo, self._final = self._final, self._final + n
-        return self._arrays["final"][lo:self._final]
+        return self._read("final", n)
 
-
-def _map(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
-    expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if path.stat().st_size != expected:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected}")
-    if expected == 0:
-        return np.empty(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
 
 
 # -- sums over the stream ---------------------------------------------------------------------
@@ -426,6 +432,22 @@ def _worst_doc(doc: _Doc, text: str, out_final: np.ndarray, ref_final: np.ndarra
         return tuple((int(i), round(float(probs[i]), 4)) for i in topk_ids(row, k)[0])
 
     return WorstDoc(doc.doc, text[:300], ratio, doc.n, top(ref_final), top(out_final))
+
+
+def lm_latency_feed(source: Source, batch_size: int, *, window: int, stride: int,
+                    static_length: int | None = None, static_batch: int | None = None
+                    ) -> dict[str, np.ndarray]:
+    """One timed batch: the corpus's first full-length windows (the shape the gate mostly
+    runs), repeated when the corpus has fewer than ``batch_size`` windows."""
+    from itertools import islice
+
+    seen = list(islice(iter_windows(source, window, stride), 4 * batch_size))
+    longest = max(len(w.ids) for w in seen)
+    chosen = sorted(seen, key=lambda w: -len(w.ids))[:batch_size]
+    chosen = [w for w in chosen if len(w.ids) == longest] or chosen
+    while len(chosen) < batch_size:
+        chosen.append(chosen[len(chosen) % len(chosen)])
+    return make_lm_feed(chosen, source.pad_id, static_length, static_batch)
 
 
 def final_logits(runner: Runner, source: Source, *, window: int, stride: int,

@@ -112,7 +112,7 @@ def verdict_table(report: dict[str, Any]) -> str:
     for name, e in (report.get("backends") or {}).items():
         info, v = e.get("info") or {}, e.get("metrics") or {}
         lat = e.get("latency") or {}
-        p50 = ", ".join(f"b{k}: {s['median'] * 1e3:.2f}" for k, s in lat.items()) or "not timed"
+        p50 = ", ".join(f"b{k}: {s['p50'] * 1e3:.2f}" for k, s in lat.items()) or "not timed"
         size = f"{info['size_bytes'] / 1e6:.2f}" if info.get("size_bytes") else "-"
         build = f"{info['build_seconds']:.1f}" if info.get("build_seconds") is not None else "-"
         verdict = str(e.get("verdict", ""))

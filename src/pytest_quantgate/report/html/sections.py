@@ -232,7 +232,7 @@ def tradeoffs(report: dict[str, Any]) -> str:
         lat = e.get("latency") or {}
         if lat and (y := quality(e)) is not None:
             size = max(lat, key=int)
-            timed.append((f"{n} (b{size})", lat[size]["median"] * 1e3, y))
+            timed.append((f"{n} (b{size})", lat[size]["p50"] * 1e3, y))
     out.append(charts.scatter(timed, x_label="median latency (ms, largest batch)",
                               y_label=y_label, label="latency against quality",
                               log_x=True).replace('class="chart"', 'class="chart scatter"')
