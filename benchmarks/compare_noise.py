@@ -29,19 +29,22 @@ def main(argv: list[str]) -> int:
         base = Path(tmp) / "base.json"
         subprocess.run([*PYTEST, *extra, "--quantgate-json", str(base)], cwd=DEMO,
                        capture_output=True, check=False)
-        print("| run | exit | regressions | largest p50 change | smallest p |")
-        print("|---|---|---|---|---|")
+        print("| run | exit | regressions | largest p50 change | smallest p | failed items |")
+        print("|---|---|---|---|---|---|")
         for i in range(1, n + 1):
             report = Path(tmp) / f"run{i}.json"
             done = subprocess.run([*PYTEST, *extra, "--quantgate-compare", str(base),
                                    "--quantgate-json", str(report)], cwd=DEMO,
-                                  capture_output=True, check=False)
+                                  capture_output=True, text=True, check=False)
             result = compare_runs(load_run(base), load_run(report), Tolerances.build())
             lat = [d for d in result.deltas if d.check.startswith("latency")]
             worst = max(lat, key=lambda d: abs(d.worse_by))
             p = min(float(d.note.split("p=")[1].split(",")[0]) for d in lat)
+            failed = [line.split()[1].rpartition("/")[2] for line in done.stdout.splitlines()
+                      if line.startswith(("FAILED ", "ERROR "))]
             print(f"| {i} | {done.returncode} | {len(result.regressions)} | "
-                  f"{worst.backend} {worst.check} {worst.worse_by:+.1%} | {p:.2g} |")
+                  f"{worst.backend} {worst.check} {worst.worse_by:+.1%} | {p:.2g} | "
+                  f"{', '.join(failed) or '-'} |")
     return 0
 
 

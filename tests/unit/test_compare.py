@@ -191,3 +191,14 @@ def test_cli_compare_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["show", str(a)]) == 0
     out = capsys.readouterr().out
     assert "machine: X (avx2)" in out and re.search(r"\nb +32 +10\.\d+ +10\.\d+ +20 ", out)
+
+
+def test_generated_inputs_and_measured_only_values_are_not_compared() -> None:
+    # The adversarial corpus is drawn afresh each run: its worst input is no regression of the
+    # code. A causal LM's ppl is measured only (threshold-free); ppl_delta is what is judged.
+    tol = Tolerances.build()
+    assert judge_measures("b", "adversarial", {"max_abs_logit": (0.1, "<=")},
+                          {"max_abs_logit": (5.0, "<=")}, tol) == []
+    deltas = judge_measures("b", "ppl", {"ppl": (20.0, ""), "ppl_delta": (0.001, "<=")},
+                            {"ppl": (40.0, ""), "ppl_delta": (0.5, "<=")}, tol)
+    assert [(d.name, d.regressed) for d in deltas] == [("ppl_delta", True)]
