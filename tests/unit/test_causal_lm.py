@@ -852,3 +852,18 @@ def test_memory_does_not_grow_with_the_corpus(tmp_path: Path) -> None:
     assert large_tokens > 9 * small_tokens
     # keeping every document's final row (2 KiB each) would add ~0.8 MiB here, ~50%
     assert large < 1.25 * small, f"peak {small} B for 40 documents, {large} B for 400"
+
+
+def test_overlap_uses_the_backends_own_k_when_the_reference_recorded_more(tmp_path):
+    # The reference records the largest k any backend asks for; a backend with a smaller k is
+    # compared at its own k (an identical backend overlaps fully), not divided by the larger one.
+    src = source(DOCS)
+    writer = ReferenceWriter(tmp_path / "ref")
+    ref = run_pass(Bigram().activate(), src, window=8, stride=4, batch_size=2, k=5,
+                   writer=writer)
+    writer.finish({"k": 5, "tally": ref.to_dict()})
+    reader = ReferenceReader(tmp_path / "ref")
+    tally = run_pass(Bigram("b").activate(), src, window=8, stride=4, batch_size=2, k=3,
+                     reference=reader)
+    reader.close()
+    assert tally.overlap == tally.tokens and tally.agree == tally.tokens

@@ -348,7 +348,7 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
         if reference is not None:
             ref_nll, ref_top = reference.rows(len(scores.nll))
             ref_final = reference.finals(len(scores.final_doc))
-            _compare(tally, scores, finite, ref_nll, ref_top, ref_final, reference.k)
+            _compare(tally, scores, finite, ref_nll, ref_top, ref_final, k)
         # per-document sums, for the worst documents
         for j, w in enumerate(group):
             if current is None or current.doc != w.doc:
@@ -385,9 +385,11 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
 def _compare(tally: Tally, scores: BatchScores, finite: np.ndarray, ref_nll: np.ndarray,
              ref_top: np.ndarray, ref_final: np.ndarray, k: int) -> None:
     tally.ref_nll_sum += float(ref_nll[finite].sum())
-    top = scores.top[:, :k]
-    ref_top = ref_top[:, :k]
-    kk = ref_top.shape[1]
+    # the backend's own k (the reference records the largest any backend asks for): top-k of
+    # each side at the same k, overlap as a share of that k
+    kk = min(k, scores.top.shape[1], ref_top.shape[1])
+    top = scores.top[:, :kk]
+    ref_top = ref_top[:, :kk]
     tally.agree += int((top[:, 0] == ref_top[:, 0]).sum()) if len(top) else 0
     if len(top):
         hits = (top[:, :, None] == ref_top[:, None, :]).any(axis=2).sum(axis=1)
