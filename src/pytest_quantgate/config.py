@@ -201,7 +201,9 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
     for key in ("eval", "calibration"):
         if values[key] is not None and not values[key].is_file():
             raise ConfigError(problem(f"{origin[key]}: file", str(values[key]),
-                                      "an existing JSONL file", "fix the path or create the file"))
+                                      "an existing text or JSONL file" if task == "causal-lm"
+                                      else "an existing JSONL file",
+                                      "fix the path or create the file"))
 
     if values["stride"] > values["window"]:
         raise ConfigError(problem(f"{origin['stride']}", values["stride"],

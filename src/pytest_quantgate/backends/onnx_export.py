@@ -196,7 +196,8 @@ def load_model(model_dir: Path, task: str) -> Any:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per backend clutters the run
     try:
-        model = getattr(transformers, auto).from_pretrained(str(model_dir))
+        model, loading = getattr(transformers, auto).from_pretrained(str(model_dir),
+                                                                     output_loading_info=True)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise DataError(problem(f"model in {model_dir}", first,
@@ -206,6 +207,19 @@ def load_model(model_dir: Path, task: str) -> Any:
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    # Weights missing from the checkpoint are initialised at random, differently on every load:
+    # a sequence classifier under task causal-lm loaded as BertLMHeadModel with a random LM head
+    # and "ran" (perplexity ~3000, every backend failing against a different random reference).
+    missing = sorted(loading.get("missing_keys") or ())
+    if missing:
+        saved = getattr(model.config, "architectures", None) or ["unknown"]
+        raise DataError(problem(
+            f"model in {model_dir} loaded as {type(model).__name__} ({auto})",
+            f"{len(missing)} weights missing from the checkpoint ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}), which transformers would initialise at "
+            "random", f"a {kind} whose saved weights cover the whole model",
+            f"its config.json says {', '.join(saved)}: set task to what it was trained for, "
+            "or point model at a trained model"))
     return model.eval()
 
 

@@ -154,7 +154,9 @@ def int8_static(ctx: BuildContext, export: Artifact, options: dict[str, Any]) ->
         for stray in tmp.glob("*.onnx"):  # calibration leaves augmented models behind
             if stray.name != MODEL_FILE:
                 stray.unlink()
+        # "quantized_op_types": the runner's details overlay the graph's op counts on "op_types"
         write_details(tmp, {"source": read_details(export.path), **settings,
+                            "quantized_op_types": settings["op_types"],
                             "pre_process": pre_note, "calibration_rows": reader.rows})
 
     return ctx.cache.get_or_build("onnx-int8-static", parts, build)
