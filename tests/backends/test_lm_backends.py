@@ -432,3 +432,21 @@ def test_user_errors_are_one_line(pytester: pytest.Pytester, lm: Any, e2e_cache:
         "for, or point model at a trained model*",
     ])
     assert "Traceback" not in out and "perplexity" not in out
+
+
+def test_adversarial_prompts_on_a_causal_lm(pytester: pytest.Pytester, lm: Any, e2e_cache: Path,
+                                            corrupted_export: Path) -> None:
+    # The adversarial strategies drive LM prompts too: the property is judged on the next-token
+    # logits after each generated prompt; the broken export is found and shrunk.
+    _project(pytester, lm, e2e_cache, ["onnx-fp32", "user-broken"],
+             _user_broken(corrupted_export))
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "-k", "adversarial",
+                                "--quantgate-adversarial-max-examples", "15",
+                                "--quantgate-adversarial-profile", "ci",
+                                "--quantgate-adversarial-budget", "5")
+    outcomes = _outcomes(result)
+    assert outcomes == {"quantgate::onnx-fp32::adversarial": "passed",
+                        "quantgate::user-broken::adversarial": "failed"}
+    result.stdout.fnmatch_lines([
+        "*quantgate::user-broken::adversarial failed: */15 generated inputs break the "
+        "thresholds*minimal input after shrinking: *"])
