@@ -141,14 +141,14 @@ class Checker:
         with tempfile.TemporaryDirectory(prefix="quantgate-check-") as tmp:
             writer = ReferenceWriter(Path(tmp) / "reference")
             ref = run_pass(gate.runner(cfg.reference), source, k=k, writer=writer,
-                           worst_n=0, **kwargs)
+                           worst_n=0, **kwargs, **gate.static_shapes(cfg.reference))
             writer.finish({"k": k, "tally": ref.to_dict()})
             for name in self.backends:
                 reader = ReferenceReader(Path(tmp) / "reference")
                 try:
                     out = run_pass(gate.runner(name), source, k=int(gate.thresholds(
                         name, self.overrides)["topk"]), reference=reader, worst_n=cfg.worst,
-                                   **kwargs)
+                                   **kwargs, **gate.static_shapes(name))
                 except BackendUnavailable as exc:
                     failures.append(f"{name}: not run: {exc}")
                     continue

@@ -160,7 +160,8 @@ class GateSession:
             from .tasks.causal_lm import final_logits
 
             out = final_logits(runner, self.lm_source(texts=texts), window=cfg.window,
-                               stride=cfg.stride, batch_size=cfg.batch_size)
+                               stride=cfg.stride, batch_size=cfg.batch_size,
+                               **self.static_shapes(name))
             if len(out) != len(texts):
                 raise DataError(problem("texts to predict", f"{len(texts) - len(out)} that "
                                         "tokenise to nothing", "texts with at least one token",
@@ -170,6 +171,13 @@ class GateSession:
                                    padding=cfg.padding, pad_id=self.encoder.pad_id,
                                    max_length=cfg.max_length, num_labels=len(self.facts.labels))
         return logits
+
+    def static_shapes(self, name: str) -> dict[str, Any]:
+        """The static sequence length and batch a backend declares (None where dynamic)."""
+        from .tasks.text_classification import shape_policy
+
+        shapes = shape_policy(self.runner(name), "longest", self.config.batch_size)
+        return {"static_length": shapes.static_length, "static_batch": shapes.static_batch}
 
     @property
     def n_inputs(self) -> int:

@@ -867,3 +867,15 @@ def test_overlap_uses_the_backends_own_k_when_the_reference_recorded_more(tmp_pa
                      reference=reader)
     reader.close()
     assert tally.overlap == tally.tokens and tally.agree == tally.tokens
+
+
+def test_final_logits_under_static_shapes_match_dynamic_ones() -> None:
+    # A user's export with a fixed (batch, sequence) gets padded rows and columns; the
+    # next-token logits after each text must not change.
+    src = source(DOCS[:5])
+    runner = Bigram().activate()
+    dynamic = final_logits(runner, src, window=8, stride=4, batch_size=2)
+    static = final_logits(runner, src, window=8, stride=4, batch_size=2, static_length=12,
+                          static_batch=4)
+    assert static.shape == dynamic.shape == (5, VOCAB)
+    np.testing.assert_array_equal(static, dynamic)

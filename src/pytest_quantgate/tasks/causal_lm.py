@@ -453,12 +453,14 @@ def lm_latency_feed(source: Source, batch_size: int, *, window: int, stride: int
 
 
 def final_logits(runner: Runner, source: Source, *, window: int, stride: int,
-                 batch_size: int) -> np.ndarray:
+                 batch_size: int, static_length: int | None = None,
+                 static_batch: int | None = None) -> np.ndarray:
     """The next-token logits after each document, shape (documents, vocab), in order: what a
     text "predicts" (the adversarial check and ``quantgate.check`` compare these)."""
     rows: list[np.ndarray] = []
     for group, feed in window_batches(iter_windows(source, window, stride),
-                                      batch_size=batch_size, pad_id=source.pad_id):
+                                      batch_size=batch_size, pad_id=source.pad_id,
+                                      static_length=static_length, static_batch=static_batch):
         outputs = runner.infer(feed)
         logits = outputs["logits"] if "logits" in outputs else next(iter(outputs.values()))
         if logits.ndim != 3:
