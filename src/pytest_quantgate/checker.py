@@ -124,7 +124,8 @@ class Checker:
 
         from .lm_gate import evaluate_lm
         from .report.diagnosis import diagnosis
-        from .tasks.causal_lm import ReferenceReader, ReferenceWriter, run_pass
+        from .tasks.causal_lm import run_pass
+        from .tasks.lm_reference import ReferenceReader, ReferenceWriter
 
         if expect is not None:
             raise ConfigError(problem("quantgate.check expect", expect, "no expect for a causal "

@@ -35,7 +35,8 @@ from .thresholds import resolve
 
 if TYPE_CHECKING:
     from .latency import LatencyStats
-    from .tasks.causal_lm import ReferenceReader, Source, Tally
+    from .tasks.causal_lm import Source, Tally
+    from .tasks.lm_reference import ReferenceReader
 
 
 @dataclass
@@ -316,7 +317,8 @@ class GateSession:
     def _run_lm(self, name: str) -> BackendRun:
         """One streaming pass of a causal LM: the reference records its numbers on disk, any
         other backend is compared with them as it goes (tasks/causal_lm.py)."""
-        from .tasks.causal_lm import ReferenceWriter, run_pass
+        from .tasks.causal_lm import run_pass
+        from .tasks.lm_reference import ReferenceWriter
         from .tasks.text_classification import shape_policy
 
         cfg, decl = self.config, self.config.decl(name)
@@ -357,7 +359,7 @@ class GateSession:
         return run
 
     def _lm_reader(self) -> ReferenceReader:
-        from .tasks.causal_lm import ReferenceReader
+        from .tasks.lm_reference import ReferenceReader
 
         return ReferenceReader(self._reference_dir())
 

@@ -27,8 +27,6 @@ from pytest_quantgate.lm_gate import LM_CHECKS, NAN_CAUSE, evaluate_lm, summariz
 from pytest_quantgate.records import CheckResult
 from pytest_quantgate.tasks.causal_lm import (
     ENCODE_CHUNK,
-    ReferenceReader,
-    ReferenceWriter,
     Source,
     Tally,
     Window,
@@ -42,6 +40,7 @@ from pytest_quantgate.tasks.causal_lm import (
     window_batches,
 )
 from pytest_quantgate.tasks.corpus import Document, iter_documents
+from pytest_quantgate.tasks.lm_reference import ReferenceReader, ReferenceWriter
 from pytest_quantgate.thresholds import resolve
 
 ALPHABET = "abcdefghijkl"  # one character, one token

@@ -8,8 +8,8 @@ which a causal model never looks at from a real position.
 
 Nothing grows with the corpus: documents are tokenised a chunk at a time, a batch of logits is
 reduced to per-position numbers (negative log-likelihood, top-k token ids) as soon as it
-arrives, and the reference's numbers go to files on disk (``ReferenceWriter``) that each
-backend's pass reads back batch by batch (``ReferenceReader``). Only the sums (``Tally``) and a
+arrives, and the reference's numbers go to files on disk (lm_reference.py) that each
+backend's pass reads back batch by batch. Only the sums (``Tally``) and a
 bounded heap of the worst documents stay in memory.
 
 A document's *final position* is its last token: the logits there are the model's
@@ -21,19 +21,16 @@ scored position.
 from __future__ import annotations
 
 import heapq
-import json
 import math
-import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..backends.base import Runner
 from ..errors import BackendError, DataError, problem
+from .lm_reference import ReferenceReader, ReferenceWriter
 
 TASK = "causal-lm"
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -180,83 +177,6 @@ def score_batch(logits: np.ndarray, group: Sequence[Window], k: int) -> BatchSco
         np.stack(final) if final else np.empty((0, vocab), dtype=np.float32),
         np.concatenate(row_doc) if row_doc else np.empty(0, dtype=np.int64),
         np.asarray(final_doc, dtype=np.int64))
-
-
-# -- the reference's numbers on disk ------------------------------------------------------------
-_FILES = {"nll": np.float64, "top": np.int32, "final": np.float32}
-
-
-class ReferenceWriter:
-    """Appends the reference's per-position numbers to files; ``finish`` publishes the folder
-    atomically (a run interrupted before then leaves nothing a later run would trust)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.tmp = self.folder.with_name(f".{self.folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
-        self._handles = {name: (self.tmp / f"{name}.bin").open("wb") for name in _FILES}
-
-    def add(self, scores: BatchScores) -> None:
-        for name, dtype in _FILES.items():
-            np.ascontiguousarray(getattr(scores, name), dtype=dtype).tofile(self._handles[name])
-
-    def finish(self, meta: dict[str, Any]) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.tmp.replace(self.folder)
-
-    def abort(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-class ReferenceReader:
-    """The reference's numbers, read sequentially in stream order (plain reads, not memory maps:
-    mapped pages would count in the resident set and grow with the corpus)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.meta = json.loads((self.folder / "meta.json").read_text())
-        tally = self.meta["tally"]
-        # score_batch keeps min(k, vocab) ids per row: a vocabulary smaller than k was unreadable
-        top_k = min(self.meta["k"], tally["vocab"])
-        self._width = {"nll": 1, "top": top_k, "final": tally["vocab"]}
-        rows = {"nll": tally["tokens"], "top": tally["tokens"], "final": tally["finals"]}
-        for name, dtype in _FILES.items():
-            path = self.folder / f"{name}.bin"
-            expected = rows[name] * self._width[name] * np.dtype(dtype).itemsize
-            if path.stat().st_size != expected:
-                raise ValueError(f"{path}: {path.stat().st_size} bytes, expected {expected}")
-        self._handles = {name: (self.folder / f"{name}.bin").open("rb") for name in _FILES}
-
-    @property
-    def k(self) -> int:
-        return int(self.meta["k"])
-
-    def _read(self, name: str, n: int) -> np.ndarray:
-        width = self._width[name]
-        data = np.fromfile(self._handles[name], dtype=_FILES[name], count=n * width)
-        if data.size != n * width:
-            raise DataError(problem(f"cached reference outputs in {self.folder}",
-                                    f"{data.size // max(width, 1)} more {name} rows",
-                                    f"{n} (the pass has more positions than the reference)",
-                                    "delete that folder and run again"))
-        return data if name == "nll" else data.reshape(n, width)
-
-    def rows(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._read("nll", n), self._read("top", n)
-
-    def finals(self, n: int) -> np.ndarray:
-        return self._read("final", n)
-
-    def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
 
 
 # -- sums over the stream ---------------------------------------------------------------------
