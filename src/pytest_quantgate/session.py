@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,6 @@ from .thresholds import resolve
 if TYPE_CHECKING:
     from .latency import LatencyStats
     from .tasks.causal_lm import Source, Tally
-    from .tasks.lm_reference import ReferenceReader
 
 
 @dataclass
@@ -55,27 +54,6 @@ class BackendRun:
     reference_cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     lm: Tally | None = None  # causal LM: what the streaming pass measured (no logits kept)
-
-
-class _TokenNames(Sequence[str]):
-    """A causal LM's vocabulary as column names, decoded on demand (50k+ tokens)."""
-
-    def __init__(self, gate: GateSession) -> None:
-        self._gate = gate
-
-    def __len__(self) -> int:
-        return self._gate.facts.vocab_size
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return repr(self._gate.token_text(int(index)))
 
 
 class GateSession:
@@ -140,10 +118,15 @@ class GateSession:
     @cached_property
     def class_names(self) -> Sequence[str]:
         """Names of the columns ``predict`` returns: labels, or a causal LM's tokens."""
-        return _TokenNames(self) if self.is_lm else self.facts.labels
+        if self.is_lm:
+            from .lm_session import TokenNames
 
-    def sample_texts(self, limit: int = 200) -> list[str]:
-        """The first ``limit`` eval texts (adversarial vocabulary, examples)."""
+            return TokenNames(self)
+        return self.facts.labels
+
+    def sample_texts(self, limit: int | None = None) -> list[str]:
+        """The first ``limit`` eval texts (None: all); a causal LM's corpus is read only that
+        far."""
         if not self.is_lm:
             return [e.text for e in self.examples[:limit]]
         from itertools import islice
@@ -221,7 +204,9 @@ class GateSession:
     def context(self) -> BuildContext:
         cfg = self.config
         if self.is_lm:
-            return self._lm_context()
+            from .lm_session import lm_context
+
+            return lm_context(self)
 
         def example_feed() -> dict[str, np.ndarray]:
             items = self.encoded[:2]
@@ -246,31 +231,6 @@ class GateSession:
             calibration_hash=self.data_hashes.get("calibration"), base_dir=cfg.base_dir,
         )
 
-    def _lm_context(self) -> BuildContext:
-        from .tasks.causal_lm import INPUT_NAMES, iter_windows, make_lm_feed, window_batches
-
-        cfg = self.config
-
-        def example_feed() -> dict[str, np.ndarray]:
-            windows = iter_windows(self.lm_source(), cfg.window, cfg.stride)
-            return make_lm_feed([next(windows), next(windows)], self.encoder.pad_id)
-
-        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
-            if cfg.calibration is None:
-                return
-            windows = iter_windows(self.lm_source(cfg.calibration), cfg.window, cfg.stride)
-            for _, feed in window_batches(windows, batch_size=cfg.batch_size,
-                                          pad_id=self.encoder.pad_id):
-                yield feed
-
-        return BuildContext(
-            model_dir=cfg.model, model_hash=self.model_hash, cache=self.cache,
-            max_length=cfg.window, num_labels=0, vocab_size=self.facts.vocab_size,
-            input_names=INPUT_NAMES, example_feed=example_feed,
-            calibration_batches=calibration_batches,
-            calibration_hash=self.data_hashes.get("calibration"), base_dir=cfg.base_dir,
-            task=cfg.task)
-
     # -- running -----------------------------------------------------------------------------
     def runner(self, name: str) -> Runner:
         """The activated runner of a backend, built or loaded on first use."""
@@ -286,12 +246,14 @@ class GateSession:
     def _run(self, name: str) -> BackendRun:
         decl = self.config.decl(name)
         if name == self.config.reference:
-            cached = self._load_lm_reference() if self.is_lm else self._load_reference()
+            cached = self._load_reference()
             if cached is not None:
                 return cached
         try:
             if self.is_lm:
-                return self._run_lm(name)
+                from .lm_session import run_lm
+
+                return run_lm(self, name)
             runner = self.runner(name)
             start = time.perf_counter()
             logits, shapes = predict_logits(
@@ -314,72 +276,6 @@ class GateSession:
             self._save_reference(run)
         return run
 
-    def _run_lm(self, name: str) -> BackendRun:
-        """One streaming pass of a causal LM: the reference records its numbers on disk, any
-        other backend is compared with them as it goes (tasks/causal_lm.py)."""
-        from .tasks.causal_lm import run_pass
-        from .tasks.lm_reference import ReferenceWriter
-        from .tasks.text_classification import shape_policy
-
-        cfg, decl = self.config, self.config.decl(name)
-        runner = self.runner(name)
-        shapes = shape_policy(runner, "longest", cfg.batch_size)
-        is_ref = name == cfg.reference
-        reader = None
-        if not is_ref:
-            ref = self.run(cfg.reference)
-            if ref.status != "ok":
-                return BackendRun(name, decl.precision, "error",
-                                  f"the reference {ref.name!r} could not run: {ref.reason}")
-            reader = self._lm_reader()
-        writer = ReferenceWriter(self._reference_dir()) if is_ref else None
-        k = self.lm_k if is_ref else int(self.thresholds(name)["topk"])
-        start = time.perf_counter()
-        try:
-            tally = run_pass(runner, self.lm_source(), window=cfg.window, stride=cfg.stride,
-                             batch_size=cfg.batch_size, k=k, reference=reader, writer=writer,
-                             worst_n=cfg.worst, static_length=shapes.static_length,
-                             static_batch=shapes.static_batch)
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            if reader is not None:
-                reader.close()
-        seconds = time.perf_counter() - start
-        run = BackendRun(name, decl.precision, "ok", info=runner.describe(), shapes=shapes,
-                         seconds=seconds, infer_seconds=runner.infer_seconds, lm=tally)
-        if writer is not None:
-            assert run.info is not None
-            writer.finish({"k": k, "tally": tally.to_dict(), "name": name,
-                           "precision": run.precision, "info": asdict(run.info),
-                           "shapes": asdict(shapes), "seconds": seconds,
-                           "infer_seconds": run.infer_seconds})
-        return run
-
-    def _lm_reader(self) -> ReferenceReader:
-        from .tasks.lm_reference import ReferenceReader
-
-        return ReferenceReader(self._reference_dir())
-
-    def _load_lm_reference(self) -> BackendRun | None:
-        from .tasks.causal_lm import Tally
-
-        try:
-            reader = self._lm_reader()  # checks every file's size against the counts
-            reader.close()
-            meta = reader.meta
-            tally = Tally(**meta["tally"])
-            info = BackendInfo(**{**meta["info"], "cache_hit": True})
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if meta.get("k", 0) < self.lm_k:
-            return None
-        return BackendRun(meta["name"], meta["precision"], "ok", info=info,
-                          shapes=Shapes(**meta["shapes"]), seconds=meta["seconds"],
-                          infer_seconds=meta["infer_seconds"], reference_cached=True, lm=tally)
-
     # -- reference outputs, cached by content ------------------------------------------------
     def _reference_parts(self) -> dict[str, Any]:
         from .manifest import package_versions
@@ -399,6 +295,10 @@ class GateSession:
         return self.config.cache_dir / "reference" / hash_parts(self._reference_parts())[:24]
 
     def _load_reference(self) -> BackendRun | None:
+        if self.is_lm:
+            from .lm_session import load_lm_reference
+
+            return load_lm_reference(self)
         folder = self._reference_dir()
         try:
             meta = json.loads((folder / "run.json").read_text())
