@@ -30,6 +30,7 @@ import numpy as np
 
 from ..backends.base import Runner
 from ..errors import BackendError, DataError, problem
+from ..metrics import perplexity
 from .lm_reference import ReferenceReader, ReferenceWriter
 
 TASK = "causal-lm"
@@ -214,8 +215,6 @@ class Tally:
 
     @property
     def ppl(self) -> float:
-        from ..metrics import perplexity
-
         return perplexity(self.nll_sum, self.tokens - self.nonfinite)
 
     def to_dict(self) -> dict[str, Any]:
