@@ -1,12 +1,18 @@
-"""Does comparing two runs of the same commit cry wolf? Runs the demo gate with latency items
-once as a baseline and N more times compared with it, then prints, per run, the regressions and
-the largest latency change and smallest p-value among the backends.
+"""Does comparing two runs of the same commit cry wolf, and is a real slowdown caught?
 
-Run (after `make demo`): .venv/bin/python benchmarks/compare_noise.py [N] [pytest args...]
+Runs the demo gate with latency items once as a baseline, then N more times compared with it
+(the same code: every comparison should be clean), then, with ``--slow BACKEND:SHARE``, M times
+with that backend made SHARE slower (``slowdown.py``: its latency items should fail, no other
+item should). Prints one row per run: the regressions, the largest latency change of any
+backend, of the slowed one and of the others, and the failed items.
+
+Run (after `make demo`), on an otherwise idle machine:
+    .venv/bin/python benchmarks/compare_noise.py [N] [--slow onnx-int8-dynamic:0.3 [M]] [pytest args...]
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "headlines"
 PYTEST = [sys.executable, "-m", "pytest", "--quantgate", "--quantgate-latency", "-q",
-          "-p", "no:cacheprovider"]
+          "-p", "no:cacheprovider", "-p", "slowdown"]
 
 
 def main(argv: list[str]) -> int:
@@ -23,28 +29,41 @@ def main(argv: list[str]) -> int:
     from pytest_quantgate.compare.judge import compare_runs
     from pytest_quantgate.compare.tolerances import Tolerances
 
-    n = int(argv[0]) if argv else 5
-    extra = argv[1:]
+    n = int(argv.pop(0)) if argv and argv[0].isdigit() else 5
+    slow, m = "", 0
+    if argv and argv[0] == "--slow":
+        slow = argv[1]
+        argv = argv[2:]
+        m = int(argv.pop(0)) if argv and argv[0].isdigit() else 3
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+    slowed = slow.rpartition(":")[0]
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base.json"
-        subprocess.run([*PYTEST, *extra, "--quantgate-json", str(base)], cwd=DEMO,
+        subprocess.run([*PYTEST, *argv, "--quantgate-json", str(base)], cwd=DEMO, env=env,
                        capture_output=True, check=False)
-        print("| run | exit | regressions | largest p50 change | smallest p | failed items |")
-        print("|---|---|---|---|---|---|")
-        for i in range(1, n + 1):
+        print("| run | exit | regressions | largest latency change | slowed backend's worst "
+              "| others' worst | failed items |")
+        print("|---|---|---|---|---|---|---|")
+        for i, spec in enumerate([""] * n + [slow] * m, 1):
             report = Path(tmp) / f"run{i}.json"
-            done = subprocess.run([*PYTEST, *extra, "--quantgate-compare", str(base),
+            done = subprocess.run([*PYTEST, *argv, "--quantgate-compare", str(base),
                                    "--quantgate-json", str(report)], cwd=DEMO,
-                                  capture_output=True, text=True, check=False)
+                                  env={**env, "QUANTGATE_SLOWDOWN": spec}, capture_output=True,
+                                  text=True, check=False)
             result = compare_runs(load_run(base), load_run(report), Tolerances.build())
             lat = [d for d in result.deltas if d.check.startswith("latency")]
-            worst = max(lat, key=lambda d: abs(d.worse_by))
-            p = min(float(d.note.split("p=")[1].split(",")[0]) for d in lat)
-            failed = [line.split()[1].rpartition("/")[2] for line in done.stdout.splitlines()
+            worst = max(lat, key=lambda d: d.worse_by)
+            mine = [d for d in lat if d.backend == slowed] if spec else []
+            others = [d for d in lat if d.backend != slowed or not spec]
+            failed = [line.split()[1].rpartition("::")[0].rpartition("/")[2] + "::"
+                      + line.split()[1].rpartition("::")[2] for line in done.stdout.splitlines()
                       if line.startswith(("FAILED ", "ERROR "))]
-            print(f"| {i} | {done.returncode} | {len(result.regressions)} | "
-                  f"{worst.backend} {worst.check} {worst.worse_by:+.1%} | {p:.2g} | "
-                  f"{', '.join(failed) or '-'} |")
+            label = f"{i} (slow {spec})" if spec else str(i)
+            print(f"| {label} | {done.returncode} | {len(result.regressions)} | "
+                  f"{worst.backend} {worst.check} {worst.worse_by:+.1%} | "
+                  + (", ".join(f"{d.check} {d.worse_by:+.1%}" for d in mine) or "-") + " | "
+                  + f"{max(d.worse_by for d in others):+.1%} | {', '.join(failed) or '-'} |")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,11 +99,13 @@ def _show(path: Path) -> int:
             if entry.get("reason") and entry.get("verdict") != "PASS":
                 print(f"{name}: {entry['verdict']}: {entry['reason']}")
     lat = [(b, str(size), f"{t.median * 1e3:.3f}", f"{t.mean * 1e3:.3f}", str(t.n),
-            f"{size / t.median:.1f}" if t.median > 0 else "-")
+            f"{size / t.median:.1f}" if t.median > 0 else "-",
+            f"{1 / statistics.median(t.relative):.2f}x" if t.relative else "-")
            for (b, size), t in sorted(run.latency.items())]
     if lat:
-        print("latency")
-        for line in render(lat, ("backend", "batch", "p50 ms", "mean ms", "rounds", "items/s")):
+        print("latency (speedup: the reference's time / this one's, per paired round)")
+        for line in render(lat, ("backend", "batch", "p50 ms", "mean ms", "rounds", "items/s",
+                                 "speedup")):
             print(line)
     return 0
 

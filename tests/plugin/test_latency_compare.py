@@ -17,6 +17,7 @@ FAKE = """
 [[tool.quantgate.backend]]
 name = "ref"
 kind = "fake"
+delay = {ref_delay}
 
 [[tool.quantgate.backend]]
 name = "b"
@@ -39,10 +40,10 @@ def _ok(result):  # type: ignore[no-untyped-def]
     return result
 
 
-def _make(project, *, drift=0.0, delay=0.0, latency=False, rounds=12):  # type: ignore[no-untyped-def]
+def _make(project, *, drift=0.0, delay=0.0, ref_delay=0.0, latency=False, rounds=12):  # type: ignore[no-untyped-def]
     lat = LATENCY.replace("= 12", f"= {rounds}") if latency else ""
     return project('backends = ["b"]\n' + lat + LOOSE,
-                   backends_toml=FAKE.format(drift=drift, delay=delay))
+                   backends_toml=FAKE.format(drift=drift, delay=delay, ref_delay=ref_delay))
 
 
 def test_latency_items_carry_quality_in_extra_info(project):
@@ -51,8 +52,9 @@ def test_latency_items_carry_quality_in_extra_info(project):
     _ok(result)
     result.stdout.fnmatch_lines([
         "*quantgate::b::latency[[]b1[]] PASSED*", "*quantgate::b::latency[[]b4[]] PASSED*",
-        "latency (pytest-benchmark rounds; memory: peak added / process peak, MB)",
-        "b * 1 * 12", "b * 4 * 12", "*benchmark 'quantgate latency, batch 4'*", "b[[]b4[]] *"])
+        "latency (pytest-benchmark rounds; speedup: the reference ref's time / this one's, per "
+        "paired round; memory: peak added / process peak, MB)",
+        "b * 1 * *x * 12", "b * 4 * *x * 12", "*benchmark 'quantgate latency, batch 4'*", "b[[]b4[]] *"])
     bench = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
     info = {b["fullname"]: b["extra_info"] for b in bench}["quantgate::b::latency[b4]"]
     assert info["backend"] == "b" and info["precision"] == "fp32" and info["batch_size"] == 4
@@ -60,6 +62,8 @@ def test_latency_items_carry_quality_in_extra_info(project):
     assert info["metrics"]["top1_agreement"] == 1.0
     assert info["measures"]["topk"]["top1_agreement"] == [1.0, ">="]
     assert info["p50_s"] > 0 and info["items_per_second"] > 0
+    assert info["reference"] == "ref" and len(info["reference_rounds_s"]) == 12
+    assert info["relative"] > 0
 
 
 def test_latency_is_off_by_default_and_says_when_untimed(project):
@@ -76,25 +80,45 @@ def test_latency_is_off_by_default_and_says_when_untimed(project):
 
 
 def test_a_30_percent_slowdown_is_flagged_and_unchanged_is_not(project, monkeypatch):
-    # 30 rounds a side: on a loaded 2-core machine sleep() overshoots by up to a few ms, and 12
-    # rounds left p near alpha; 30 put it orders of magnitude below (docs/latency-and-compare.md)
+    # The reference sleeps as long as b: each round of b is judged as a share of the reference's
+    # round paired with it, and sleep()'s overshoot on a loaded machine hits both. 30 rounds a
+    # side put p orders of magnitude below alpha (docs/latency-and-compare.md).
     quiet = ("pytest_quantgate.latency.load_per_core", lambda: 0.5)
-    pytester = _make(project, delay=0.005, latency=True, rounds=30)
+    pytester = _make(project, delay=0.005, ref_delay=0.005, latency=True, rounds=30)
     with pytest.MonkeyPatch.context() as patch:  # the baseline and the slow run: judged
         patch.setattr(*quiet)                     # whatever else runs beside this test
         _ok(pytester.runpytest(*GATE, "--quantgate-json", "base.json"))
-    for _ in range(2):  # unchanged, under the real load: passes; judged on a quiet machine, and
-        # on a busy one (where sleep() oversleeps by 100%) reported as not judged
+    for _ in range(2):  # unchanged, under the real load: passes
         _ok(pytester.runpytest(*GATE, "--quantgate-compare", "base.json"))
     monkeypatch.setattr(*quiet)
-    _make(project, delay=0.0065, latency=True, rounds=30)
+    _make(project, delay=0.0065, ref_delay=0.005, latency=True, rounds=30)
     result = pytester.runpytest(*GATE, "--quantgate-compare", "base.json")
     assert result.parseoutcomes()["failed"] == 2  # the two latency items, nothing else
     result.stdout.fnmatch_lines([
         "quantgate::b::latency[[]b1[]] regressed against the baseline *base.json (quantgate): "
-        "p50 ms * -> * (+*, +*%; slower than 10% counts; Mann-Whitney p=*, P(slower)=*)"
-        "; if this change is intended, accept it with --quantgate-update",
-        "*b * latency[[]b4[]] * p50 ms *REGRESSED"])
+        "time / ref * -> * (+0.*, +*%; slower than 10% counts; Mann-Whitney p=*, "
+        "P(slower)=*; p50 * -> * ms); if this change is intended, accept it with "
+        "--quantgate-update",
+        "*b * latency[[]b4[]] * time / ref *REGRESSED"])
+
+
+def test_a_whole_machine_slowdown_is_not_a_regression(project, monkeypatch):
+    # Both the reference and b get 40% slower (a busier or slower host): the pairs cancel it.
+    monkeypatch.setattr("pytest_quantgate.latency.load_per_core", lambda: 0.5)
+    pytester = _make(project, delay=0.004, ref_delay=0.004, latency=True, rounds=20)
+    _ok(pytester.runpytest(*GATE, "--quantgate-json", "base.json"))
+    _make(project, delay=0.0056, ref_delay=0.0056, latency=True, rounds=20)
+    result = _ok(pytester.runpytest(*GATE, "--quantgate-compare", "base.json"))
+    result.stdout.fnmatch_lines(["0 regressions in * comparisons"])
+    # A baseline recorded before rounds were paired is judged on raw times, and says so.
+    base = json.loads((pytester.path / "base.json").read_text())
+    for stats in base["backends"]["b"]["latency"].values():
+        stats["reference_rounds"] = []
+    (pytester.path / "base.json").write_text(json.dumps(base))
+    result = pytester.runpytest(*GATE, "--quantgate-compare", "base.json")
+    assert result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(["*latency[[]b1[]] regressed*p50 ms 4.* -> *raw times: the "
+                                 "baseline's rounds are not paired with the reference*"])
 
 
 def test_record_pass_regress_fail_accept_pass(project):

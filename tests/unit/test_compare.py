@@ -106,6 +106,47 @@ def test_latency_from_summary_statistics_uses_welch() -> None:
     assert not judge_latency("b", 1, base, Timing.of(_rounds(4, 0.010)), TOL).regressed
 
 
+def _paired(seed: int, speed: float, share: float, n: int = 20) -> Timing:
+    """Rounds on a machine of speed ``speed`` (drifting within the run); the backend takes
+    ``share`` of the reference's time on the same round."""
+    rng = np.random.default_rng(seed)
+    machine = speed * (1 + 0.3 * np.sin(np.arange(n) / 3))  # the host speeds up and slows down
+    reference = machine * 0.010 * (1 + np.abs(rng.normal(0, 0.02, n)))
+    ours = reference * share * (1 + rng.normal(0, 0.02, n))
+    return Timing.of(list(ours), reference="ref", reference_rounds=list(reference))
+
+
+def test_paired_rounds_cancel_the_machine_and_keep_the_slowdown() -> None:
+    base = _paired(0, 1.0, 0.5)
+    for seed, speed in ((1, 1.6), (2, 0.7), (3, 1.0)):  # the same code on a slower/faster host
+        same = judge_latency("b", 32, base, _paired(seed, speed, 0.5), TOL)
+        assert not same.regressed and same.name == "time / ref", same.line()
+    slow = judge_latency("b", 32, base, _paired(4, 0.7, 0.65), TOL)  # 30% slower, faster host
+    assert slow.regressed and slow.worse_by == pytest.approx(0.3, abs=0.05)
+    assert slow.baseline == pytest.approx(0.5, abs=0.02) and "p50 " in slow.note
+    # the raw times of that slow run are faster than the baseline's: only the pairs see it
+    before, after = (float(x) for x in slow.note.split("p50 ")[1].split(" ms")[0].split(" -> "))
+    assert after < before
+
+
+def test_unpaired_or_differently_paired_rounds_fall_back_to_raw_times() -> None:
+    paired = _paired(0, 1.0, 0.5)
+    raw = Timing.of(list(paired.rounds))
+    assert raw.relative == () and raw.reference is None
+    for base, now, why in ((raw, paired, "the baseline's rounds are not paired"),
+                           (paired, raw, "this run's rounds are not paired"),
+                           (paired, Timing.of(list(paired.rounds), reference="other",
+                                              reference_rounds=[0.01] * 20),
+                            "the runs were paired with different references (ref, other)")):
+        delta = judge_latency("b", 1, base, now, TOL)
+        assert delta.name == "p50 ms" and f"raw times: {why}" in delta.note
+
+
+def test_reference_rounds_must_match_the_rounds() -> None:
+    # a mismatched count (a truncated file) is not paired, never misaligned
+    assert Timing.of([0.01] * 5, reference="ref", reference_rounds=[0.02] * 4).relative == ()
+
+
 # -- baseline files -----------------------------------------------------------------------------
 
 def _report(top1: float, rounds: list[float]) -> dict[str, object]:

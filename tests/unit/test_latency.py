@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -48,6 +49,32 @@ def test_stats_from_rounds() -> None:
     assert math.isnan(LatencyStats.from_dict(untimed).p50)
     with pytest.raises(ValueError, match="latency rounds: got none, expected at least one"):
         LatencyStats.from_rounds(1, [])
+
+
+def test_paired_rounds_give_the_ratio_to_the_reference() -> None:
+    s = LatencyStats.from_rounds(1, [0.01, 0.02, 0.03], reference="ref",
+                                 reference_rounds=[0.02, 0.04, 0.12])
+    assert s.relative == pytest.approx(0.5) and s.speedup == pytest.approx(2.0)
+    assert LatencyStats.from_dict(s.to_dict()) == s
+    alone = LatencyStats.from_rounds(1, [0.01, 0.02])
+    assert alone.relative is None and alone.speedup is None and alone.reference is None
+    with pytest.raises(ValueError, match=r"reference rounds: got 1, expected one per timed round"):
+        LatencyStats.from_rounds(1, [0.01, 0.02], reference="ref", reference_rounds=[0.01])
+
+
+def test_thread_pools_are_made_passive_unless_too_late(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from pytest_quantgate.latency import passive_thread_pools
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's own choice is kept
+    assert passive_thread_pools() is None and os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    assert "export OMP_WAIT_POLICY=PASSIVE" in (passive_thread_pools() or "")
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delitem(sys.modules, "torch")
+    assert passive_thread_pools() is None and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_peak_memory_resets_where_linux_allows() -> None:

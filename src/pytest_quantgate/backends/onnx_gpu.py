@@ -22,7 +22,7 @@ from ..errors import BackendError, problem
 from . import ort_placement as placement
 from .base import BackendInfo
 from .onnx_export import MODEL_FILE, fp32_export, read_details
-from .onnx_runner import OnnxRunner, graph_summary, session_threads
+from .onnx_runner import OnnxRunner, graph_summary, session_options
 from .registry import BackendDecl, BuildContext
 from .trt_plan import Profile, profile_from_options
 
@@ -40,11 +40,7 @@ class OnnxGpuRunner(OnnxRunner):
     def _activate_impl(self) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        threads = session_threads()
-        if threads:
-            opts.intra_op_num_threads = threads
+        opts = session_options(ort)
         with tempfile.TemporaryDirectory(prefix="quantgate-ort-prof-") as scratch:
             opts.enable_profiling = True
             opts.profile_file_prefix = str(Path(scratch) / "profile")

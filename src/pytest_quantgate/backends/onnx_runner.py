@@ -54,11 +54,7 @@ class OnnxRunner(Runner):
     def _activate_impl(self) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # ORT's warnings go to stderr, not through Python
-        threads = session_threads()
-        if threads:
-            opts.intra_op_num_threads = threads
+        opts = session_options(ort)
         try:
             self._session = ort.InferenceSession(str(self.model_file), opts, providers=[PROVIDER])
         except Exception as exc:
@@ -163,6 +159,22 @@ def graph_summary(model_file: Path) -> dict[str, Any]:
     opset = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
     return {"op_types": dict(sorted(ops.items())), "opset_import": opset,
             "producer": f"{proto.producer_name} {proto.producer_version}".strip()}
+
+
+def session_options(ort: Any) -> Any:
+    """Options every gate session shares: quiet logs, the thread count, no spinning.
+
+    ORT's intra-op threads spin after each op by default; the gate keeps several sessions and a
+    PyTorch model in one process and times them in alternation, so a spinning idle pool takes
+    the cores of the backend being timed (see ``latency.passive_thread_pools``).
+    """
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # ORT's warnings go to stderr, not through Python
+    threads = session_threads()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
 
 
 def session_threads() -> int | None:

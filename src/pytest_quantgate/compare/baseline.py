@@ -27,7 +27,8 @@ Measures = dict[str, dict[str, dict[str, tuple[float, str]]]]
 @dataclass(frozen=True)
 class Timing:
     """Timed rounds of one backend at one batch size; only summary statistics when a
-    pytest-benchmark run was saved without ``--benchmark-save-data``."""
+    pytest-benchmark run was saved without ``--benchmark-save-data``. ``relative`` holds each
+    round's time as a share of the reference's round paired with it (empty: not paired)."""
 
     rounds: tuple[float, ...]
     n: int
@@ -35,18 +36,23 @@ class Timing:
     stddev: float
     median: float
     load_per_core: float | None = None  # how busy the machine was (None: not recorded)
+    reference: str | None = None
+    relative: tuple[float, ...] = ()
 
     @classmethod
-    def of(cls, rounds: list[float] | tuple[float, ...], load_per_core: float | None = None
-           ) -> Timing:
+    def of(cls, rounds: list[float] | tuple[float, ...], load_per_core: float | None = None,
+           *, reference: str | None = None, reference_rounds: Any = ()) -> Timing:
         data = sorted(float(x) for x in rounds)
         n = len(data)
         mean = sum(data) / n
         var = sum((x - mean) ** 2 for x in data) / (n - 1) if n > 1 else 0.0
         mid = n // 2
         median = data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
+        paired = [float(x) for x in reference_rounds or ()]
+        relative = (tuple(float(a) / b for a, b in zip(rounds, paired, strict=True))
+                    if reference and len(paired) == n and all(b > 0 for b in paired) else ())
         return cls(tuple(float(x) for x in rounds), n, mean, math.sqrt(var), median,
-                   load_per_core)
+                   load_per_core, reference if relative else None, relative)
 
 
 @dataclass
@@ -104,7 +110,9 @@ def _from_report(data: Mapping[str, Any], source: str) -> RunSummary:
         for size, stats in (entry.get("latency") or {}).items():
             rounds = stats.get("rounds") or []
             if stats.get("timed", True) and rounds:
-                run.latency[(name, int(size))] = Timing.of(rounds, stats.get("load_per_core"))
+                run.latency[(name, int(size))] = Timing.of(
+                    rounds, stats.get("load_per_core"), reference=stats.get("reference"),
+                    reference_rounds=stats.get("reference_rounds"))
     return run
 
 
@@ -121,7 +129,9 @@ def _from_benchmark(data: Mapping[str, Any], source: str) -> RunSummary:
                                                         for k, v in values.items()}
         stats = bench.get("stats") or {}
         if stats.get("data"):
-            run.latency[(name, size)] = Timing.of(stats["data"], info.get("load_per_core"))
+            run.latency[(name, size)] = Timing.of(stats["data"], info.get("load_per_core"),
+                                                  reference=info.get("reference"),
+                                                  reference_rounds=info.get("reference_rounds_s"))
         elif stats.get("rounds"):
             run.latency[(name, size)] = Timing((), int(stats["rounds"]), float(stats["mean"]),
                                                float(stats["stddev"]), float(stats["median"]))

@@ -1,18 +1,21 @@
 """Judging a run against a baseline, measure by measure; latency by a one-sided test.
 
 Quality measures are deterministic functions of the backend and the eval set, so a change beyond
-its tolerance is real. Latency rounds are noisy, so a slowdown counts only when both hold:
-it is significant (one-sided Mann-Whitney U on the recorded rounds, p < alpha; Welch's t-test
-from the summary statistics when a baseline kept no rounds) and it is large (the median grew by
-more than the ``latency`` tolerance). Identical code measured twice passes the second test even
-when a drift of a few percent makes the first one significant. scipy.stats is imported only when
-latency is judged.
+its tolerance is real. Latency is judged on each round's time as a share of the reference's
+round paired with it: a shared machine's speed moves between two runs by more than the slowdowns
+worth catching, and the pairs cancel that. A slowdown counts only when both hold: it is
+significant (one-sided Mann-Whitney U on the rounds, p < alpha; Welch's t-test from the summary
+statistics when a baseline kept no rounds) and it is large (the median grew by more than the
+``latency`` tolerance). Rounds from one run are not independent samples of the machine's state,
+so the test alone flags any drift; the size of the change decides. Without pairs on both sides
+the raw times are judged, and the note says so. scipy.stats is imported only for latency.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .baseline import Measures, RunSummary, Timing
 from .tolerances import Tolerances
@@ -84,34 +87,75 @@ def judge_measures(backend: str, check: str, base: Mapping[str, tuple[float, str
 
 def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
                   tolerances: Tolerances) -> Delta:
-    """Slower beyond ``tolerances.latency`` of the baseline's median, and significant."""
+    """Slower beyond ``tolerances.latency`` of the baseline, and significant.
+
+    Where both runs paired each round with a round of the same reference, the per-round ratios
+    are judged: the machine's drift between the runs cancels out of them. Otherwise the raw
+    times are, and the note says why (they move with the machine's speed).
+    """
     from scipy import stats
 
+    check = f"latency[b{batch_size}]"
+    if base.relative and now.relative and base.reference == now.reference:
+        test = stats.mannwhitneyu(now.relative, base.relative, alternative="greater")
+        p = float(test.pvalue)
+        before, after = _median(base.relative), _median(now.relative)
+        worse_by = after / before - 1 if before > 0 else 0.0
+        note = (f"{_mw_note(test, len(now.relative), len(base.relative))}; "
+                f"p50 {base.median * 1e3:.3g} -> {now.median * 1e3:.3g} ms")
+        return _guarded(Delta(backend, check, f"time / {now.reference}", before, after,
+                              worse_by, tolerances.latency,
+                              p < tolerances.alpha and worse_by > tolerances.latency, note),
+                        base, now)
     if base.rounds and now.rounds and min(len(base.rounds), len(now.rounds)) >= 3:
         test = stats.mannwhitneyu(now.rounds, base.rounds, alternative="greater")
         p = float(test.pvalue)
-        # U / (n1 n2): the chance that a round now is slower than a baseline round
-        share = float(test.statistic) / (len(now.rounds) * len(base.rounds))
         before, after = base.median, now.median
-        note = f"Mann-Whitney p={p:.2g}, P(slower)={share:.2f}"
+        note = _mw_note(test, len(now.rounds), len(base.rounds))
     else:
         test = stats.ttest_ind_from_stats(now.mean, now.stddev, now.n, base.mean, base.stddev,
                                           base.n, equal_var=False, alternative="greater")
         p = float(test.pvalue) if test.pvalue == test.pvalue else 1.0  # NaN: no spread at all
         before, after = base.mean, now.mean
         note = f"Welch p={p:.2g} from summary statistics (baseline kept no rounds)"
+    note += f"; raw times: {_unpaired(base, now)}"
     worse_by = after / before - 1 if before > 0 else 0.0
-    regressed = p < tolerances.alpha and worse_by > tolerances.latency
+    return _guarded(Delta(backend, check, "p50 ms" if base.rounds else "mean ms", before * 1e3,
+                          after * 1e3, worse_by, tolerances.latency,
+                          p < tolerances.alpha and worse_by > tolerances.latency, note),
+                    base, now)
+
+
+def _mw_note(test: Any, n_now: int, n_base: int) -> str:
+    # U / (n1 n2): the chance that a round now is slower than a baseline round
+    share = float(test.statistic) / (n_now * n_base)
+    return f"Mann-Whitney p={float(test.pvalue):.2g}, P(slower)={share:.2f}"
+
+
+def _median(values: tuple[float, ...]) -> float:
+    data = sorted(values)
+    mid = len(data) // 2
+    return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2
+
+
+def _unpaired(base: Timing, now: Timing) -> str:
+    if base.relative and now.relative:
+        return (f"the runs were paired with different references ({base.reference}, "
+                f"{now.reference})")
+    which = "the baseline's rounds are" if not base.relative else "this run's rounds are"
+    return (f"{which} not paired with the reference (a report from before pairing, or a "
+            "pytest-benchmark run saved without --benchmark-save-data); re-record it")
+
+
+def _guarded(delta: Delta, base: Timing, now: Timing) -> Delta:
+    """Not judged where other work competed for the cores: a slowdown may be contention."""
     loads = [x for x in (base.load_per_core, now.load_per_core) if x is not None]
-    if loads and max(loads) > OVERLOADED:
-        # Other work competed for the cores: a slowdown may be contention, not the code.
-        if regressed:
-            note += "; not judged"
-        regressed = False
-        note += (f"; machine oversubscribed (load per core {_load(base)} in the baseline, "
-                 f"{_load(now)} now; rerun on a quiet machine)")
-    return Delta(backend, f"latency[b{batch_size}]", "p50 ms" if base.rounds else "mean ms",
-                 before * 1e3, after * 1e3, worse_by, tolerances.latency, regressed, note)
+    if not loads or max(loads) <= OVERLOADED:
+        return delta
+    note = delta.note + ("; not judged" if delta.regressed else "")
+    note += (f"; machine oversubscribed (load per core {_load(base)} in the baseline, "
+             f"{_load(now)} now; rerun on a quiet machine)")
+    return replace(delta, regressed=False, note=note)
 
 
 def _load(t: Timing) -> str:

@@ -34,6 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     from .configure import load_config
 
     load_config(config, st)
+    if st.enabled and st.config is not None and st.config.latency:
+        from ..latency import passive_thread_pools
+
+        late = passive_thread_pools()  # before any backend imports torch
+        if late:
+            st.outcomes["threads"] = late
     if st.config is not None and st.config.compare is not None \
             or config.getoption("quantgate_update", False):
         from .comparing import setup_compare

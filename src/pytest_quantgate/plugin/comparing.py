@@ -71,7 +71,10 @@ class CompareState:
         if base is None:
             return None
         delta = judge_latency(backend, stats.batch_size, base,
-                              Timing.of(stats.rounds, stats.load_per_core), self.tolerances)
+                              Timing.of(stats.rounds, stats.load_per_core,
+                                        reference=stats.reference,
+                                        reference_rounds=stats.reference_rounds),
+                              self.tolerances)
         return self._record(gate, f"quantgate::{backend}::{delta.check}", [delta])
 
     def _record(self, gate: GateSession, nodeid: str, deltas: list[Delta]) -> str | None:

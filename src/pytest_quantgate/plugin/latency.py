@@ -10,14 +10,23 @@ runs the function once without timing; the item then records why and the summary
 
 from __future__ import annotations
 
+import gc
 import os
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .collection import DiagnosisItem
 from .state import State, state
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..backends.base import Runner
+    from ..session import GateSession
+    from ..tasks.text_classification import Shapes
 
 EXTRA_INFO_VERSION = 1
 
@@ -63,7 +72,6 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
     """Time ``runner.infer`` on the typical batch; record, compare, fail on a regression."""
     from ..latency import (
         LatencyStats,
-        latency_feed,
         load_per_core,
         peak_rss_bytes,
         reset_peak,
@@ -88,16 +96,8 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
         benchmark.skipped = True
         pytest.skip(f"backend {backend!r} declares a static batch of {shapes.static_batch}; "
                     f"it cannot be timed at batch {size}")
-    if gate.is_lm:  # a causal LM is timed on windows of its eval corpus (items = windows)
-        from ..tasks.causal_lm import lm_latency_feed
-
-        feed = lm_latency_feed(gate.lm_source(), size, window=cfg.window, stride=cfg.stride,
-                               static_length=shapes.static_length,
-                               static_batch=shapes.static_batch)
-    else:
-        feed = latency_feed(gate.encoded, size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
-                            max_length=cfg.max_length, static_length=shapes.static_length,
-                            static_batch=shapes.static_batch)
+    feed = timed_feed(gate, shapes, size)
+    pair, unpaired = reference_pair(gate, size)
     info = run.info
     benchmark.group = f"quantgate latency, batch {size}"  # backends side by side
     benchmark.name = f"{backend}[b{size}]"  # the table's name column; ids stay the nodeids
@@ -112,23 +112,47 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
                      for r in records.values() if r.measures},
         "verdicts": {r.check: r.verdict for r in records.values()},
     })
+    # Memory first, in untimed calls of the backend alone: the paired reference rounds below
+    # would add the reference's own peak to the high-water mark.
     before = rss_bytes()
     reset = reset_peak()
-    benchmark.pedantic(runner.infer, args=(feed,), rounds=cfg.latency_rounds,
-                       warmup_rounds=cfg.latency_warmup, iterations=1)
+    for _ in range(max(1, cfg.latency_warmup)):
+        runner.infer(feed)
+    peak = peak_rss_bytes()
+    paired: list[float] = []
+
+    def reference_round() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        # pytest-benchmark calls this before every round, warm-up rounds included, untimed
+        if pair is not None:
+            start = time.perf_counter()
+            pair[0].infer(pair[1])
+            paired.append(time.perf_counter() - start)
+        return (feed,), {}
+
+    gc.collect()
+    gc.disable()  # a collection pause belongs to neither backend
+    try:
+        benchmark.pedantic(runner.infer, setup=reference_round, rounds=cfg.latency_rounds,
+                           warmup_rounds=cfg.latency_warmup, iterations=1)
+    finally:
+        gc.enable()
     if benchmark.disabled:
         stats = LatencyStats.untimed(size, untimed_reason(config))
     else:
-        peak = peak_rss_bytes()
+        reference_rounds = paired[cfg.latency_warmup:cfg.latency_warmup + cfg.latency_rounds]
         stats = LatencyStats.from_rounds(
             size, list(benchmark.stats.stats.data), peak_rss_bytes=peak,
             peak_delta_bytes=peak - before if reset and before is not None else None,
-            load_per_core=load_per_core())
+            load_per_core=load_per_core(), reference=cfg.reference if pair else None,
+            reference_rounds=reference_rounds, note=unpaired and f"not paired: {unpaired}")
         benchmark.extra_info.update(p50_s=stats.p50, p95_s=stats.p95,
                                     items_per_second=stats.items_per_second,
                                     peak_rss_bytes=stats.peak_rss_bytes,
                                     peak_delta_bytes=stats.peak_delta_bytes,
-                                    load_per_core=stats.load_per_core)
+                                    load_per_core=stats.load_per_core,
+                                    reference=stats.reference,
+                                    reference_rounds_s=list(stats.reference_rounds),
+                                    relative=stats.relative, unpaired=unpaired or None)
     gate.latency.setdefault(backend, {})[size] = stats
     if st.compare is not None and stats.timed:
         text = st.compare.latency_regression(gate, backend, stats)
@@ -138,6 +162,38 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
     if backend in cfg.expect_fail and failing:  # xfail(strict) with the backend's other items
         raise QuantgateFailure(f"quantgate::{backend}::latency[b{size}] measured; the backend "
                                f"fails as expected on {', '.join(failing)}")
+
+
+def timed_feed(gate: GateSession, shapes: Shapes, size: int) -> dict[str, np.ndarray]:
+    """The typical batch of the eval set (windows of the corpus for a causal LM), as fed."""
+    from ..latency import latency_feed
+
+    cfg = gate.config
+    if gate.is_lm:
+        from ..tasks.causal_lm import lm_latency_feed
+
+        return lm_latency_feed(gate.lm_source(), size, window=cfg.window, stride=cfg.stride,
+                               static_length=shapes.static_length,
+                               static_batch=shapes.static_batch)
+    return latency_feed(gate.encoded, size, padding=cfg.padding, pad_id=gate.encoder.pad_id,
+                        max_length=cfg.max_length, static_length=shapes.static_length,
+                        static_batch=shapes.static_batch)
+
+
+def reference_pair(gate: GateSession, size: int
+                   ) -> tuple[tuple[Runner, dict[str, np.ndarray]] | None, str]:
+    """The reference's runner and its feed of the same texts, or None and why not."""
+    from ..tasks.text_classification import shape_policy
+
+    name = gate.config.reference
+    run = gate.run(name)
+    if run.status != "ok":
+        return None, f"reference {name!r} did not run ({run.reason})"
+    runner = gate.runner(name)
+    shapes = shape_policy(runner, gate.config.padding, size)
+    if shapes.static_batch is not None and shapes.static_batch != size:
+        return None, f"reference {name!r} has a static batch of {shapes.static_batch}"
+    return (runner, timed_feed(gate, shapes, size)), ""
 
 
 def xdist_active(config: pytest.Config) -> bool:
@@ -163,18 +219,24 @@ def write_latency(reporter: pytest.TerminalReporter, st: State) -> None:
     measured = st.gate.latency
     if not measured:
         return
+    if "threads" in st.outcomes:
+        reporter.write_line(f"WARNING (quantgate latency): {st.outcomes['threads']}")
     rows = []
     for backend in st.config.backends:
         for size, s in sorted(measured.get(backend, {}).items()):
             if not s.timed:
-                rows.append((backend, str(size), "-", "-", "-", "-", "0", s.note))
+                rows.append((backend, str(size), "-", "-", "-", "-", "-", "0", s.note))
                 continue
             peak = f"{s.peak_delta_bytes / 1e6:.1f}" if s.peak_delta_bytes is not None else "-"
             rss = f"{s.peak_rss_bytes / 1e6:.0f}" if s.peak_rss_bytes is not None else "-"
+            speed = f"{s.speedup:.2f}x" if s.speedup else "-"
             rows.append((backend, str(size), f"{s.p50 * 1e3:.3f}", f"{s.p95 * 1e3:.3f}",
-                         f"{s.items_per_second:.1f}", f"{peak} / {rss}", str(len(s.rounds)), ""))
+                         f"{s.items_per_second:.1f}", speed, f"{peak} / {rss}",
+                         str(len(s.rounds)), s.note))
     reporter.write_line("")
-    reporter.write_line("latency (pytest-benchmark rounds; memory: peak added / process peak, MB)")
-    for line in render(rows, ("backend", "batch", "p50 ms", "p95 ms", "items/s", "peak MB",
-                              "rounds", "")):
+    reporter.write_line(f"latency (pytest-benchmark rounds; speedup: the reference "
+                        f"{st.config.reference}'s time / this one's, per paired round; memory: "
+                        "peak added / process peak, MB)")
+    for line in render(rows, ("backend", "batch", "p50 ms", "p95 ms", "items/s", "speedup",
+                              "peak MB", "rounds", "")):
         reporter.write_line(line)
