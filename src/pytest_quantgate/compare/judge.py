@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from statistics import median
 from typing import Any
 
 from .baseline import Measures, RunSummary, Timing
@@ -99,7 +100,7 @@ def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
     if base.relative and now.relative and base.reference == now.reference:
         test = stats.mannwhitneyu(now.relative, base.relative, alternative="greater")
         p = float(test.pvalue)
-        before, after = _median(base.relative), _median(now.relative)
+        before, after = median(base.relative), median(now.relative)
         worse_by = after / before - 1 if before > 0 else 0.0
         note = (f"{_mw_note(test, len(now.relative), len(base.relative))}; "
                 f"p50 {base.median * 1e3:.3g} -> {now.median * 1e3:.3g} ms")
@@ -130,12 +131,6 @@ def _mw_note(test: Any, n_now: int, n_base: int) -> str:
     # U / (n1 n2): the chance that a round now is slower than a baseline round
     share = float(test.statistic) / (n_now * n_base)
     return f"Mann-Whitney p={float(test.pvalue):.2g}, P(slower)={share:.2f}"
-
-
-def _median(values: tuple[float, ...]) -> float:
-    data = sorted(values)
-    mid = len(data) // 2
-    return data[mid] if len(data) % 2 else (data[mid - 1] + data[mid]) / 2
 
 
 def _unpaired(base: Timing, now: Timing) -> str:
