@@ -84,7 +84,9 @@ FIELDS: tuple[Field, ...] = (
           "quantgate::<backend>::latency[bN] item per batch size"),
     Field("latency_batch_sizes", "ints", [1, 32], "batch sizes the latency items time",
           minimum=1),
-    Field("latency_rounds", "int", 20, "timed rounds per latency item", minimum=2),
+    Field("latency_rounds", "int", 20, "timed rounds per latency item, at least", minimum=2),
+    Field("latency_seconds", "int", 2, "seconds of rounds per latency item: more rounds than "
+          "latency_rounds while they fit (0: latency_rounds exactly)", minimum=0),
     Field("latency_warmup", "int", 2, "untimed warm-up rounds before them", minimum=0),
     Field("compare", "path", None, "baseline to compare with: a quantgate JSON report or a "
           "pytest-benchmark saved run; a regression fails its item"),
@@ -131,6 +133,7 @@ class Config:
     latency: bool = False
     latency_batch_sizes: tuple[int, ...] = (1, 32)
     latency_rounds: int = 20
+    latency_seconds: int = 2
     latency_warmup: int = 2
     compare: Path | None = None
     strict: bool = False
@@ -257,7 +260,8 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         expect_fail=tuple(values["expect_fail"]), worst=values["worst"], declared=declared,
         thresholds=thresholds, base_dir=base_dir, source=source,
         latency=values["latency"], latency_batch_sizes=tuple(values["latency_batch_sizes"]),
-        latency_rounds=values["latency_rounds"], latency_warmup=values["latency_warmup"],
+        latency_rounds=values["latency_rounds"], latency_seconds=values["latency_seconds"],
+        latency_warmup=values["latency_warmup"],
         compare=values["compare"], strict=values["strict"],
         html=values["html"], inspect=tuple(values["inspect"]),
         tolerances=validate_tolerances(table.get("tolerances", {}), f"{where}: tolerances"),

@@ -121,6 +121,24 @@ class LatencyStats:
 _FLOATS = ("p50", "p95", "mean", "stddev", "items_per_second")
 
 
+# A cap on the rounds a time budget buys: a backend timed in microseconds would otherwise fill
+# the report with hundreds of thousands of rounds.
+MAX_ROUNDS = 2000
+
+
+def planned_rounds(minimum: int, seconds: float, pair_seconds: float) -> int:
+    """Rounds for one item: ``minimum``, or as many paired rounds as fit in ``seconds``.
+
+    A shared VM's speed drifts over seconds (docs/benchmarks.md), so the rounds of a cheap
+    item timed for a fraction of a second see one state of the machine; spread over the budget
+    they see several, and the runs' medians agree better (60 rounds: 6.1% between-run spread
+    per item; 400: 4.7%).
+    """
+    if seconds <= 0 or not pair_seconds > 0:
+        return minimum
+    return max(minimum, min(MAX_ROUNDS, int(seconds / pair_seconds)))
+
+
 def paired_ratio(rounds: Sequence[float] | np.ndarray, reference_rounds: Sequence[float]) -> float:
     """Median of the per-round ratios: the backend's time as a share of the reference's."""
     return float(np.median(np.asarray(rounds, dtype=np.float64)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .backends.base import BackendInfo
 from .backends.registry import BuildContext
+from .reference_cache import reference_dir
 from .session import BackendRun
 from .tasks.causal_lm import (
     INPUT_NAMES,
@@ -90,7 +91,7 @@ def run_lm(gate: GateSession, name: str) -> BackendRun:
             return BackendRun(name, decl.precision, "error",
                               f"the reference {ref.name!r} could not run: {ref.reason}")
         reader = lm_reader(gate)
-    writer = ReferenceWriter(gate._reference_dir()) if is_ref else None
+    writer = ReferenceWriter(reference_dir(gate)) if is_ref else None
     k = gate.lm_k if is_ref else int(gate.thresholds(name)["topk"])
     start = time.perf_counter()
     try:
@@ -118,7 +119,7 @@ def run_lm(gate: GateSession, name: str) -> BackendRun:
 
 
 def lm_reader(gate: GateSession) -> ReferenceReader:
-    return ReferenceReader(gate._reference_dir())
+    return ReferenceReader(reference_dir(gate))
 
 
 def load_lm_reference(gate: GateSession) -> BackendRun | None:

@@ -9,10 +9,9 @@ No pytest here: the plugin asks this object for records, and a script can use it
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from .config import Config
 from .errors import BackendUnavailable, DataError, QuantgateError, problem
 from .gate import evaluate
 from .records import CheckResult
+from .reference_cache import load_reference, save_reference
 from .tasks.batching import Batch, batches, make_feed
 from .tasks.data import Example, ModelFacts, read_examples, read_model_facts
 from .tasks.text_classification import Shapes, predict_logits
@@ -246,7 +246,7 @@ class GateSession:
     def _run(self, name: str) -> BackendRun:
         decl = self.config.decl(name)
         if name == self.config.reference:
-            cached = self._load_reference()
+            cached = load_reference(self)
             if cached is not None:
                 return cached
         try:
@@ -273,58 +273,8 @@ class GateSession:
         run = BackendRun(name, decl.precision, "ok", logits=logits, info=runner.describe(),
                          shapes=shapes, seconds=seconds, infer_seconds=runner.infer_seconds)
         if name == self.config.reference:
-            self._save_reference(run)
+            save_reference(self, run)
         return run
-
-    # -- reference outputs, cached by content ------------------------------------------------
-    def _reference_parts(self) -> dict[str, Any]:
-        from .manifest import package_versions
-
-        cfg, decl = self.config, self.config.decl(self.config.reference)
-        parts = {"model": self.model_hash, "eval": self.data_hashes["eval"],
-                 "max_length": cfg.max_length, "padding": cfg.padding,
-                 "batch_size": cfg.batch_size, "backend": [decl.kind, dict(decl.options)],
-                 "tokenizer": self.encoder.source, "versions": package_versions()}
-        if self.is_lm:  # classification keys stay as they were: existing caches stay valid
-            parts.update(task=cfg.task, window=cfg.window, stride=cfg.stride, k=self.lm_k)
-        return parts
-
-    def _reference_dir(self) -> Path:
-        from .cache import hash_parts
-
-        return self.config.cache_dir / "reference" / hash_parts(self._reference_parts())[:24]
-
-    def _load_reference(self) -> BackendRun | None:
-        if self.is_lm:
-            from .lm_session import load_lm_reference
-
-            return load_lm_reference(self)
-        folder = self._reference_dir()
-        try:
-            meta = json.loads((folder / "run.json").read_text())
-            logits = np.load(folder / "logits.npy", allow_pickle=False)
-        except (OSError, ValueError):
-            return None
-        if logits.shape != (len(self.examples), len(self.facts.labels)):
-            return None
-        info = BackendInfo(**{**meta["info"], "cache_hit": True})
-        return BackendRun(meta["name"], meta["precision"], "ok", logits=logits, info=info,
-                          shapes=Shapes(**meta["shapes"]), seconds=meta["seconds"],
-                          infer_seconds=meta["infer_seconds"], reference_cached=True)
-
-    def _save_reference(self, run: BackendRun) -> None:
-        assert run.logits is not None and run.info is not None and run.shapes is not None
-        folder = self._reference_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".logits.tmp-{id(run)}.npy"
-        np.save(tmp, run.logits, allow_pickle=False)
-        tmp.replace(folder / "logits.npy")
-        from .cache import write_json_atomic
-
-        write_json_atomic(folder / "run.json", {
-            "name": run.name, "precision": run.precision, "info": asdict(run.info),
-            "shapes": asdict(run.shapes), "seconds": run.seconds,
-            "infer_seconds": run.infer_seconds})
 
     # -- judging -----------------------------------------------------------------------------
     def thresholds(self, name: str, overrides: dict[str, float | int] | None = None

@@ -43,7 +43,8 @@ def test_html_report_with_latency_items_shows_their_p50(project):
     # The page once read a "median" key that latency records do not have: the whole report
     # (JSON included) crashed at session end whenever latency and html were both on.
     pytester = project('backends = ["same"]\nhtml = "r.html"\nlatency = true\n'
-                       'latency_batch_sizes = [2]\nlatency_rounds = 3\nlatency_warmup = 0')
+                       'latency_batch_sizes = [2]\nlatency_rounds = 3\nlatency_seconds = 0\n'
+                       'latency_warmup = 0')
     result = pytester.runpytest("--quantgate")
     assert result.ret == 0, result.stdout.str()
     page = (pytester.path / "r.html").read_text()

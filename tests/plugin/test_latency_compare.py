@@ -30,7 +30,8 @@ LOOSE = ('[tool.quantgate.thresholds."b"]\nmax_abs_logit = 9.0\nmean_abs_logit =
          "f1_delta = 0.9\n")
 # The built-in checks and latency only: checks registered by other modules have tests of their own
 GATE = ("--quantgate", "-k", "logits or topk or accuracy or latency")
-LATENCY = "latency = true\nlatency_batch_sizes = [1, 4]\nlatency_rounds = 12\nlatency_warmup = 1\n"
+LATENCY = ("latency = true\nlatency_batch_sizes = [1, 4]\nlatency_rounds = 12\nlatency_seconds = 0\n"
+           "latency_warmup = 1\n")
 
 
 def _ok(result):  # type: ignore[no-untyped-def]
@@ -96,8 +97,9 @@ def test_a_30_percent_slowdown_is_flagged_and_unchanged_is_not(project, monkeypa
     assert result.parseoutcomes()["failed"] == 2  # the two latency items, nothing else
     result.stdout.fnmatch_lines([
         "quantgate::b::latency[[]b1[]] regressed against the baseline *base.json (quantgate): "
-        "time / ref * -> * (+0.*, +*%; slower than 10% counts; Mann-Whitney p=*, "
-        "P(slower)=*; p50 * -> * ms); if this change is intended, accept it with "
+        "time / ref * -> * (+0.*, +*%; slower than 20% counts; Mann-Whitney p=*, "
+        "P(slower)=*; p50 * -> * ms; confirmed by a second timing (+*%)); if this change "
+        "is intended, accept it with "
         "--quantgate-update",
         "*b * latency[[]b4[]] * time / ref *REGRESSED"])
 
@@ -144,6 +146,37 @@ def test_record_pass_regress_fail_accept_pass(project):
     result.stdout.fnmatch_lines(["* regressions in * comparisons (accepted: --quantgate-update)",
                                  "quantgate baseline rewritten: *base.json"])
     _ok(pytester.runpytest(*args))  # pass
+
+
+def test_accepting_the_same_code_again_keeps_its_runs(project, monkeypatch):
+    monkeypatch.setattr("pytest_quantgate.latency.load_per_core", lambda: 0.5)
+    pytester = _make(project, delay=0.003, ref_delay=0.003, latency=True)
+    args = [*GATE, "--quantgate-compare", "base.json", "--quantgate-update"]
+
+    def accepted(size: str) -> list[float]:
+        base = json.loads((pytester.path / "base.json").read_text())
+        return [r["relative"] for r in base["backends"]["b"]["latency"][size]["accepted"]]
+
+    for runs in (1, 2, 3):  # record, then accept the same code twice more
+        result = _ok(pytester.runpytest(*args))
+        assert len(accepted("1")) == runs and len(accepted("4")) == runs
+        few = "quantgate baseline: latency of 2 item(s) (b[b1], b[b4]) rests on fewer than 3 "
+        assert (few in result.stdout.str()) == (runs < 3)
+    assert all(0.8 < r < 1.25 for r in accepted("4"))
+    _make(project, delay=0.0045, ref_delay=0.003, latency=True)  # accept a 50% slowdown:
+    _ok(pytester.runpytest(*args))  # a new level, so the history starts again
+    assert len(accepted("4")) == 1 and accepted("4")[0] > 1.3
+
+
+def test_a_time_budget_adds_rounds_where_they_are_cheap(project):
+    pytester = project('backends = ["b"]\nlatency = true\nlatency_batch_sizes = [2]\n'
+                       "latency_rounds = 5\nlatency_seconds = 1\nlatency_warmup = 1\n" + LOOSE,
+                       backends_toml=FAKE.format(drift=0.0, delay=0.002, ref_delay=0.002))
+    result = _ok(pytester.runpytest(*GATE, "--quantgate-json", "r.json"))
+    rounds = json.loads((pytester.path / "r.json").read_text())["backends"]["b"]["latency"]["2"]
+    # 4 ms a pair of rounds: about 250 fit in a second (fewer where sleep() overshoots)
+    assert 60 < len(rounds["rounds"]) == len(rounds["reference_rounds"]) <= 250
+    result.stdout.fnmatch_lines([f"b * 2 * {len(rounds['rounds'])}"])
 
 
 def test_a_pytest_benchmark_run_is_a_baseline_too(project):

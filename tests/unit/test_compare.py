@@ -243,3 +243,107 @@ def test_generated_inputs_and_measured_only_values_are_not_compared() -> None:
     deltas = judge_measures("b", "ppl", {"ppl": (20.0, ""), "ppl_delta": (0.001, "<=")},
                             {"ppl": (40.0, ""), "ppl_delta": (0.5, "<=")}, tol)
     assert [(d.name, d.regressed) for d in deltas] == [("ppl_delta", True)]
+
+
+# -- accepted runs and a second timing ----------------------------------------------------------
+
+def _entry(ratio: float, reference: str = "ref", **extra: object) -> dict[str, object]:
+    return {"relative": ratio, "reference": reference, **extra}
+
+
+def _theirs(t: Timing) -> list[float]:
+    """The reference's rounds a paired timing was computed from."""
+    return [a / r for a, r in zip(t.rounds, t.relative, strict=True)]
+
+
+def test_accepted_runs_grow_within_their_range_and_restart_outside_it() -> None:
+    from pytest_quantgate.compare.history import ACCEPTED_RUNS, accepted_runs
+
+    def accept(old: dict[str, object] | None, ratio: float, same: bool = True,
+               reference: str = "ref") -> list[dict[str, object]]:
+        return accepted_runs(old, _entry(ratio, reference), tolerance=0.1, same_conditions=same,
+                             commit="c")
+
+    runs = accept(None, 0.50)
+    assert runs == [{"relative": 0.50, "commit": "c"}]
+    for ratio in (0.52, 0.48, 0.51, 0.53, 0.49):  # the same code, run again: kept, newest last
+        runs = accept(_entry(runs[-1]["relative"], accepted=runs), ratio)  # type: ignore[arg-type]
+    assert [r["relative"] for r in runs] == [0.52, 0.48, 0.51, 0.53, 0.49]
+    assert len(runs) == ACCEPTED_RUNS
+    old = _entry(0.49, accepted=runs)
+    assert [r["relative"] for r in accept(old, 0.65)] == [0.65]  # an accepted slowdown
+    assert [r["relative"] for r in accept(old, 0.40)] == [0.40]  # an accepted speed-up
+    assert len(accept(old, 0.50, same=False)) == 1  # another machine or library versions
+    assert len(accept(old, 0.50, reference="other")) == 1
+    # a baseline written before histories counts as one accepted run; an unpaired run keeps none
+    assert [r["relative"] for r in accept(_entry(0.5), 0.52)] == [0.5, 0.52]
+    assert accepted_runs(None, {"relative": None}, tolerance=0.1, same_conditions=True,
+                         commit=None) == []
+
+
+def test_several_accepted_runs_move_the_bar_to_their_median() -> None:
+    # The stored rounds are the last accepted run's, which happened to be fast (0.40); the
+    # runs before it sat at 0.50-0.52. Against that one run the same code looks 27% slower.
+    last = _paired(0, 1.0, 0.40)
+    now = _paired(1, 1.0, 0.51)
+    assert judge_latency("b", 32, last, now, TOL).regressed
+    history = Timing.of(list(last.rounds), reference="ref", reference_rounds=_theirs(last),
+                        accepted=(0.50, 0.52, 0.51, 0.40))
+    delta = judge_latency("b", 32, history, now, TOL)
+    assert not delta.regressed and delta.baseline == pytest.approx(0.505)
+    assert "baseline: median of 4 accepted runs, which spread 0.4-0.52" in delta.note
+    assert judge_latency("b", 32, history, _paired(2, 1.0, 0.66), TOL).regressed  # +30%
+
+
+def test_a_report_keeps_and_reads_the_accepted_runs() -> None:
+    report = _report(0.98, [0.02] * 5)
+    stats = report["backends"]["b"]["latency"]["32"]  # type: ignore[index]
+    stats.update(reference="ref", reference_rounds=[0.04] * 5, relative=0.5,
+                 accepted=[{"relative": 0.48, "commit": "a"}, {"relative": 0.5, "commit": "b"}])
+    assert summarize(report, "r").latency[("b", 32)].accepted == (0.48, 0.5)
+
+
+def test_a_slowdown_must_show_in_a_second_timing() -> None:
+    from pytest_quantgate.latency import LatencyStats
+    from pytest_quantgate.plugin.comparing import CompareState
+
+    base = _paired(0, 1.0, 0.5)
+    run = summarize(_report(0.98, [0.01] * 5), "base.json")
+    run.latency[("b", 32)] = base
+
+    def stats(seed: int, share: float) -> LatencyStats:
+        t = _paired(seed, 1.0, share)
+        return LatencyStats.from_rounds(32, t.rounds, reference="ref",
+                                        reference_rounds=_theirs(t))
+
+    state = CompareState(Path("base.json"), run, TOL, update=False)
+    assert state.latency_regression(None, "b", stats(1, 0.65), lambda: stats(2, 0.5)) is None  # type: ignore[arg-type]
+    cleared = state.deltas["quantgate::b::latency[b32]"][0]
+    assert "not confirmed by a second timing (+" in cleared.note and cleared.retimed is not None
+    assert not cleared.regressed and abs(cleared.retimed) < 0.05
+    text = state.latency_regression(None, "b", stats(3, 0.65), lambda: stats(4, 0.66))  # type: ignore[arg-type]
+    assert text is not None and "; confirmed by a second timing (+3" in text
+    state.deltas["x"] = [cleared]  # the summary names what the second timing cleared
+
+    class Reporter:
+        lines: list[str] = []
+
+        def write_line(self, line: str) -> None:
+            self.lines.append(line)
+
+    from pytest_quantgate.plugin.comparing import write_comparison
+    from pytest_quantgate.plugin.state import State
+
+    write_comparison(Reporter(), State(compare=state))  # type: ignore[arg-type]
+    assert any(line.startswith("note: latency that looked slower but a second timing did not "
+                               "confirm: b latency[b32] +3") for line in Reporter.lines)
+
+
+def test_a_time_budget_buys_rounds_where_they_are_cheap() -> None:
+    from pytest_quantgate.latency import MAX_ROUNDS, planned_rounds
+
+    assert planned_rounds(20, 2, 0.004) == 500  # 4 ms a pair: 500 fit in 2 s
+    assert planned_rounds(20, 2, 0.5) == 20  # never fewer than asked for
+    assert planned_rounds(20, 0, 0.004) == 20  # budget off
+    assert planned_rounds(20, 2, 1e-7) == MAX_ROUNDS
+    assert planned_rounds(20, 2, 0.0) == 20

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, problem
+from .history import ratios
 
 REPORT_FORMAT = "pytest-quantgate-report"
 SUPPORTED_VERSION = 2  # 2 only added keys (charts' data) that comparisons do not read
@@ -28,7 +29,9 @@ Measures = dict[str, dict[str, dict[str, tuple[float, str]]]]
 class Timing:
     """Timed rounds of one backend at one batch size; only summary statistics when a
     pytest-benchmark run was saved without ``--benchmark-save-data``. ``relative`` holds each
-    round's time as a share of the reference's round paired with it (empty: not paired)."""
+    round's time as a share of the reference's round paired with it (empty: not paired);
+    ``accepted`` the median share of each run accepted into the baseline for the same code,
+    these rounds' run last (``compare.history``; empty: one run, or none kept)."""
 
     rounds: tuple[float, ...]
     n: int
@@ -38,10 +41,12 @@ class Timing:
     load_per_core: float | None = None  # how busy the machine was (None: not recorded)
     reference: str | None = None
     relative: tuple[float, ...] = ()
+    accepted: tuple[float, ...] = ()
 
     @classmethod
     def of(cls, rounds: list[float] | tuple[float, ...], load_per_core: float | None = None,
-           *, reference: str | None = None, reference_rounds: Any = ()) -> Timing:
+           *, reference: str | None = None, reference_rounds: Any = (),
+           accepted: tuple[float, ...] = ()) -> Timing:
         data = sorted(float(x) for x in rounds)
         n = len(data)
         mean = sum(data) / n
@@ -52,7 +57,8 @@ class Timing:
         relative = (tuple(float(a) / b for a, b in zip(rounds, paired, strict=True))
                     if reference and len(paired) == n and all(b > 0 for b in paired) else ())
         return cls(tuple(float(x) for x in rounds), n, mean, math.sqrt(var), median,
-                   load_per_core, reference if relative else None, relative)
+                   load_per_core, reference if relative else None, relative,
+                   accepted if relative else ())
 
 
 @dataclass
@@ -112,7 +118,8 @@ def _from_report(data: Mapping[str, Any], source: str) -> RunSummary:
             if stats.get("timed", True) and rounds:
                 run.latency[(name, int(size))] = Timing.of(
                     rounds, stats.get("load_per_core"), reference=stats.get("reference"),
-                    reference_rounds=stats.get("reference_rounds"))
+                    reference_rounds=stats.get("reference_rounds"),
+                    accepted=ratios(stats) if stats.get("accepted") else ())
     return run
 
 

@@ -7,8 +7,10 @@ worth catching, and the pairs cancel that. A slowdown counts only when both hold
 significant (one-sided Mann-Whitney U on the rounds, p < alpha; Welch's t-test from the summary
 statistics when a baseline kept no rounds) and it is large (the median grew by more than the
 ``latency`` tolerance). Rounds from one run are not independent samples of the machine's state,
-so the test alone flags any drift; the size of the change decides. Without pairs on both sides
-the raw times are judged, and the note says so. scipy.stats is imported only for latency.
+so the test alone flags any drift; the size of the change decides, measured from the median of
+the runs accepted into the baseline where it kept several (``history``). Without pairs on both
+sides the raw times are judged, and the note says so. The plugin times a suspected slowdown a
+second time before failing it (``plugin/comparing``). scipy.stats is imported only for latency.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Delta:
     allowed: float
     regressed: bool
     note: str = ""
+    retimed: float | None = None  # latency: the second timing's worse_by, where there was one
 
     def line(self) -> str:
         sign = "+" if self.now - self.baseline >= 0 else "-"
@@ -100,10 +103,15 @@ def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
     if base.relative and now.relative and base.reference == now.reference:
         test = stats.mannwhitneyu(now.relative, base.relative, alternative="greater")
         p = float(test.pvalue)
-        before, after = median(base.relative), median(now.relative)
+        runs = base.accepted if len(base.accepted) > 1 else ()
+        # several accepted runs: their median, so that one fast or slow run moves no bar
+        before, after = median(runs or base.relative), median(now.relative)
         worse_by = after / before - 1 if before > 0 else 0.0
         note = (f"{_mw_note(test, len(now.relative), len(base.relative))}; "
                 f"p50 {base.median * 1e3:.3g} -> {now.median * 1e3:.3g} ms")
+        if runs:
+            note += (f"; baseline: median of {len(runs)} accepted runs, which spread "
+                     f"{min(runs):.3g}-{max(runs):.3g}")
         return _guarded(Delta(backend, check, f"time / {now.reference}", before, after,
                               worse_by, tolerances.latency,
                               p < tolerances.alpha and worse_by > tolerances.latency, note),

@@ -51,7 +51,10 @@ DEFAULTS: dict[str, Tolerance] = {
     "ppl_delta": Tolerance(0.001, 0.25),
 }
 FALLBACK = Tolerance(0.0, 0.10)  # a measure without a default (a check added later): 10% worse
-LATENCY = 0.10  # a slowdown under 10% of the baseline's median is not a regression
+# A slowdown under 20% of the baseline's median is not a regression: on a shared 2-vCPU VM the
+# same code's ratio to the reference drifted by up to 15% in both timings over a quarter of an
+# hour (docs/benchmarks.md, decision 26). A quiet dedicated runner can use "10%".
+LATENCY = 0.20
 ALPHA = 0.01  # one-sided test; with ~20 rounds a side, a real 30% slowdown gives p << 0.001
 SPECIAL = ("latency", "alpha")
 
