@@ -67,6 +67,7 @@ class GateSession:
         self._results: dict[str, dict[str, CheckResult]] = {}
         self.metrics: dict[str, dict[str, float]] = {}
         self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
+        self.feed_cache: dict[tuple[Shapes, int], dict[str, np.ndarray]] = {}  # timed batches
         self._extra: dict[str, dict[str, CheckResult]] = {}  # records of registered checks
         self.latency: dict[str, dict[int, LatencyStats]] = {}  # backend -> batch size -> timing
 
