@@ -100,12 +100,14 @@ def _show(path: Path) -> int:
                 print(f"{name}: {entry['verdict']}: {entry['reason']}")
     lat = [(b, str(size), f"{t.median * 1e3:.3f}", f"{t.mean * 1e3:.3f}", str(t.n),
             f"{size / t.median:.1f}" if t.median > 0 else "-",
-            f"{1 / statistics.median(t.relative):.2f}x" if t.relative else "-")
+            f"{1 / statistics.median(t.relative):.2f}x" if t.relative else "-",
+            str(len(t.accepted) or 1) if t.relative else "-")
            for (b, size), t in sorted(run.latency.items())]
     if lat:
-        print("latency (speedup: the reference's time / this one's, per paired round)")
+        print("latency (speedup: the reference's time / this one's, per paired round; runs: "
+              "accepted into this baseline for the same code, 3 or more to judge by)")
         for line in render(lat, ("backend", "batch", "p50 ms", "mean ms", "rounds", "items/s",
-                                 "speedup")):
+                                 "speedup", "runs")):
             print(line)
     return 0
 

@@ -295,12 +295,18 @@ def test_several_accepted_runs_move_the_bar_to_their_median() -> None:
     assert judge_latency("b", 32, history, _paired(2, 1.0, 0.66), TOL).regressed  # +30%
 
 
-def test_a_report_keeps_and_reads_the_accepted_runs() -> None:
+def test_a_report_keeps_and_reads_the_accepted_runs(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_quantgate.cli import main
+
     report = _report(0.98, [0.02] * 5)
     stats = report["backends"]["b"]["latency"]["32"]  # type: ignore[index]
     stats.update(reference="ref", reference_rounds=[0.04] * 5, relative=0.5,
                  accepted=[{"relative": 0.48, "commit": "a"}, {"relative": 0.5, "commit": "b"}])
     assert summarize(report, "r").latency[("b", 32)].accepted == (0.48, 0.5)
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    assert main(["show", str(tmp_path / "r.json")]) == 0  # speedup 2x, 2 accepted runs
+    assert re.search(r"\nb +32 +20\.000 +20\.000 +5 +1600\.0 +2\.00x +2\n", capsys.readouterr().out)
 
 
 def test_a_slowdown_must_show_in_a_second_timing() -> None:
