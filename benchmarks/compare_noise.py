@@ -63,23 +63,25 @@ def main(argv: list[str]) -> int:
             worst = max(lat, key=lambda d: d["worse_by"])
             mine = [d for d in lat if d["backend"] == slowed] if spec else []
             others = [d for d in lat if d["backend"] != slowed or not spec]
-            unconfirmed = [f"{d['backend']} {d['check']} {d['worse_by']:+.1%}"
-                           f" ({_second(d)})" for d in lat
+            unconfirmed = [f"{_label(d)} ({_second(d)})" for d in lat
                            if d.get("retimed") is not None and not d["regressed"]]
             failed = [line.split()[1].rpartition("::")[0].rpartition("/")[2] + "::"
                       + line.split()[1].rpartition("::")[2] for line in done.stdout.splitlines()
                       if line.startswith(("FAILED ", "ERROR "))]
             label = f"{i} (slow {spec})" if spec else str(i)
-            regressed = [f"{d['backend']} {d['check']} {d['worse_by']:+.1%}"
-                         + (f" ({_second(d)})" if d["check"].startswith("latency") else "")
+            regressed = [_label(d) + (f" ({_second(d)})" if d["check"].startswith("latency") else "")
                          for d in deltas if d["regressed"]]
             print(f"| {label} | {done.returncode} | {', '.join(regressed) or '-'} | "
-                  f"{worst['backend']} {worst['check']} {worst['worse_by']:+.1%} | "
+                  f"{_label(worst)} | "
                   + (", ".join(f"{d['check']} {d['worse_by']:+.1%}" for d in mine) or "-")
                   + f" | {max(d['worse_by'] for d in others):+.1%} | "
                   + f"{', '.join(unconfirmed) or '-'} | {', '.join(failed) or '-'} |",
                   flush=True)
     return 0
+
+
+def _label(delta: dict[str, Any]) -> str:
+    return f"{delta['backend']} {delta['check']} {delta['worse_by']:+.1%}"
 
 
 def _second(delta: dict[str, Any]) -> str:

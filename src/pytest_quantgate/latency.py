@@ -153,9 +153,8 @@ def passive_thread_pools() -> str | None:
     (turned off per session in ``onnx_runner``), and on a small machine the spinning pool of the
     runtime not being timed takes the cores of the one that is: measured on 2 vCPUs, the paired
     ratios moved 0.2-3.3x between runs with both pools spinning, 0.4-2.5x with either one
-    quiet, and 0.84-1.12x with both quiet. libgomp reads
-    the variable once, when PyTorch loads it, so it is set before any import of torch; a user's
-    own value is kept.
+    quiet, and 0.84-1.12x with both quiet. libgomp reads the variable once, when PyTorch loads
+    it, so it is set before any import of torch; a user's own value is kept.
     """
     import os
     import sys

@@ -8,7 +8,7 @@ measures in each quantgate latency benchmark's ``extra_info``, so either file is
 from __future__ import annotations
 
 import json
-import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,17 +47,14 @@ class Timing:
     def of(cls, rounds: list[float] | tuple[float, ...], load_per_core: float | None = None,
            *, reference: str | None = None, reference_rounds: Any = (),
            accepted: tuple[float, ...] = ()) -> Timing:
-        data = sorted(float(x) for x in rounds)
+        data = tuple(float(x) for x in rounds)
         n = len(data)
-        mean = sum(data) / n
-        var = sum((x - mean) ** 2 for x in data) / (n - 1) if n > 1 else 0.0
-        mid = n // 2
-        median = data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
         paired = [float(x) for x in reference_rounds or ()]
-        relative = (tuple(float(a) / b for a, b in zip(rounds, paired, strict=True))
+        relative = (tuple(a / b for a, b in zip(data, paired, strict=True))
                     if reference and len(paired) == n and all(b > 0 for b in paired) else ())
-        return cls(tuple(float(x) for x in rounds), n, mean, math.sqrt(var), median,
-                   load_per_core, reference if relative else None, relative,
+        return cls(data, n, statistics.fmean(data), statistics.stdev(data) if n > 1 else 0.0,
+                   statistics.median(data), load_per_core, reference if relative else None,
+                   relative,
                    accepted if relative else ())
 
 
