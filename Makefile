@@ -42,6 +42,7 @@ test: setup lint
 lint: setup
 	$(PY) -m ruff check src tests fixtures benchmarks examples
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 unit: setup
 	$(PY) -m pytest tests/unit -q

@@ -9,18 +9,17 @@ the same artifact twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import TMP, locked, remove_orphans, write_json_atomic
 from .errors import DataError, problem
 
 META = "quantgate-artifact.json"
@@ -86,11 +85,12 @@ class ArtifactCache:
         if found is not None:
             return found
         final.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock(final.with_name(key + ".lock")):
+        with locked(final.with_name(key + ".lock")):
             found = self._load(final, key)  # another worker may have built it meanwhile
             if found is not None:
                 return found
-            tmp = final.with_name(f"{key}.tmp-{os.getpid()}")
+            remove_orphans(final.parent, f"{key}{TMP}")  # a killed build's half-written dir
+            tmp = final.with_name(f"{key}{TMP}{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             start = time.perf_counter()
@@ -117,29 +117,3 @@ class ArtifactCache:
             return Artifact(final, key, True, float(meta["build_seconds"]), int(meta["size_bytes"]))
         except (ValueError, KeyError, TypeError):
             return None  # corrupt metadata: rebuild rather than trust it
-
-    @contextmanager
-    def _lock(self, path: Path) -> Iterator[None]:
-        with path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary sibling and rename it into place, so readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -81,23 +81,24 @@ def _show(path: Path) -> int:
         machine = m.get("machine") or {}
         flags = ", ".join(machine.get("cpu_flags") or []) or "unknown"
         print(f"machine: {machine.get('cpu')} ({flags}); python {m.get('python')}")
-        cfg = data.get("config") or {}
-        if cfg.get("task") == "causal-lm":
+        from .report.columns import table_rows, verdict_columns
+        from .snapshot import RunSnapshot
+
+        snap = RunSnapshot.from_dict(data)
+        if snap.task == "causal-lm":
             from .report.html.page import lm_reference_line
 
             print(f"reference {lm_reference_line(data)}")
-            rows = [_lm_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
-            head: tuple[str, ...] = ("backend", "prec", "size MB", "ppl", "ppl Δ", "next top-1",
-                                     "top-k", "final max|Δ|", "verdict")
         else:
-            print(f"reference {cfg.get('reference')} on {cfg.get('n_inputs')} inputs")
-            rows = [_backend_row(name, entry) for name, entry in (data.get("backends") or {}).items()]
-            head = ("backend", "prec", "size MB", "max|Δ|", "top-1", "acc Δ", "F1 Δ", "verdict")
-        for line in render(rows, head):
+            print(f"reference {snap.config.get('reference')} on {snap.config.get('n_inputs')} "
+                  "inputs")
+        columns = verdict_columns(snap.task)
+        for line in render(table_rows(snap, columns, with_reference=False),
+                           [c.header for c in columns]):
             print(line)
-        for name, entry in (data.get("backends") or {}).items():
-            if entry.get("reason") and entry.get("verdict") != "PASS":
-                print(f"{name}: {entry['verdict']}: {entry['reason']}")
+        for name, entry in snap.backends.items():
+            if entry.reason and entry.verdict != "PASS":
+                print(f"{name}: {entry.verdict}: {entry.reason}")
     lat = [(b, str(size), f"{t.median * 1e3:.3f}", f"{t.mean * 1e3:.3f}", str(t.n),
             f"{size / t.median:.1f}" if t.median > 0 else "-",
             f"{1 / statistics.median(t.relative):.2f}x" if t.relative else "-",
@@ -110,31 +111,6 @@ def _show(path: Path) -> int:
                                  "speedup", "runs")):
             print(line)
     return 0
-
-
-def _backend_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
-    v = entry.get("metrics") or {}
-    size = (entry.get("info") or {}).get("size_bytes")
-
-    def f(key: str, fmt: str, neg: bool = False) -> str:
-        if key not in v:
-            return "-"
-        value = -v[key] if neg else v[key]
-        return fmt.format(0.0 if neg and abs(value) < 0.0005 else value)  # no "-0.000"
-
-    return (name, str(entry.get("precision", "")), f"{size / 1e6:.2f}" if size else "-",
-            f("max_abs_logit", "{:.4f}"), f("top1_agreement", "{:.3f}"),
-            f("accuracy_delta", "{:+.3f}", True), f("f1_delta", "{:+.3f}", True),
-            str(entry.get("verdict", "")))
-
-
-def _lm_row(name: str, entry: dict[str, Any]) -> tuple[str, ...]:
-    """Causal LM: perplexity, its change, next-token agreement, max |Δ| at the final positions."""
-    from .report.html.page import lm_cells
-
-    size = (entry.get("info") or {}).get("size_bytes")
-    return (name, str(entry.get("precision", "")), f"{size / 1e6:.2f}" if size else "-",
-            *lm_cells(entry.get("metrics") or {}), str(entry.get("verdict", "")))
 
 
 if __name__ == "__main__":

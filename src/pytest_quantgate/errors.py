@@ -38,3 +38,9 @@ class BackendUnavailable(BackendError):
 def problem(what: str, got: object, expected: str, fix: str) -> str:
     """Format the one-line message every error uses: what, got, expected, how to fix."""
     return f"{what}: got {got!r}, expected {expected}; {fix}"
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line: our own errors as written, others with their type name."""
+    text = (str(exc).strip().splitlines() or [""])[0][:limit]
+    return text if isinstance(exc, QuantgateError) else f"{type(exc).__name__}: {text}"

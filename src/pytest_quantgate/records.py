@@ -73,11 +73,19 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        measures = tuple(Measure(**{**m, "interval": tuple(m["interval"]) if m.get("interval")
-                                    else None}) for m in data.get("measures", ()))
+        measures = tuple(_measure(m) for m in data.get("measures", ()))
         worst = tuple(Worst(**{**w, "reference": tuple(map(tuple, w["reference"])),
                                "backend": tuple(map(tuple, w["backend"]))})
                       for w in data.get("worst", ()))
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**{**fields, "measures": measures, "worst": worst,
+        return cls(**{"backend": "", "check": "", "verdict": "missing", "reason": "", **fields,
+                      "measures": measures, "worst": worst,
                       "details": dict(data.get("details") or {})})
+
+
+def _measure(data: dict[str, Any]) -> Measure:
+    """A stored measure; a report written by hand or by an older version may lack some keys."""
+    known = {k: v for k, v in data.items() if k in Measure.__dataclass_fields__}
+    interval = known.get("interval")
+    return Measure(**{"threshold": None, "op": "<=", "passed": True, "n": 0, **known,
+                      "interval": tuple(interval) if interval else None})

@@ -7,6 +7,7 @@ reads the logits instead of running the reference again, and any change misses t
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import write_bytes_atomic, write_json_atomic
 from .backends.base import BackendInfo
-from .cache import hash_parts, write_json_atomic
+from .cache import hash_parts
 from .tasks.text_classification import Shapes
 
 if TYPE_CHECKING:
@@ -65,10 +67,9 @@ def save_reference(gate: GateSession, run: BackendRun) -> None:
     """Logits first, then run.json (what a reader opens first), each written atomically."""
     assert run.logits is not None and run.info is not None and run.shapes is not None
     folder = reference_dir(gate)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".logits.tmp-{id(run)}.npy"
-    np.save(tmp, run.logits, allow_pickle=False)
-    tmp.replace(folder / "logits.npy")
+    buffer = io.BytesIO()
+    np.save(buffer, run.logits, allow_pickle=False)
+    write_bytes_atomic(folder / "logits.npy", buffer.getvalue())
     write_json_atomic(folder / "run.json", {
         "name": run.name, "precision": run.precision, "info": asdict(run.info),
         "shapes": asdict(run.shapes), "seconds": run.seconds,

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomic import locked
 from .backends.base import BackendInfo, Runner
 from .backends.registry import BuildContext, create_runner
 from .cache import ArtifactCache, hash_path
 from .checks import builtin_checks
 from .config import Config
-from .errors import BackendUnavailable, DataError, QuantgateError, problem
+from .errors import BackendUnavailable, DataError, QuantgateError, first_line, problem
 from .gate import evaluate
 from .records import CheckResult
-from .reference_cache import load_reference, save_reference
+from .reference_cache import load_reference, reference_dir, save_reference
 from .tasks.batching import Batch, batches, make_feed
 from .tasks.data import Example, ModelFacts, read_examples, read_model_facts
 from .tasks.text_classification import Shapes, predict_logits
@@ -241,15 +242,12 @@ class GateSession:
 
     def run(self, name: str) -> BackendRun:
         if name not in self._runs:
-            self._runs[name] = self._run(name)
+            self._runs[name] = (self._reference_run() if name == self.config.reference
+                                else self._run(name))
         return self._runs[name]
 
     def _run(self, name: str) -> BackendRun:
         decl = self.config.decl(name)
-        if name == self.config.reference:
-            cached = load_reference(self)
-            if cached is not None:
-                return cached
         try:
             if self.is_lm:
                 from .lm_session import run_lm
@@ -268,13 +266,30 @@ class GateSession:
         except QuantgateError as exc:
             return BackendRun(name, decl.precision, "error", str(exc))
         except Exception as exc:  # a runtime's own error: keep its type and first line
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
             return BackendRun(name, decl.precision, "error",
-                              f"backend {name!r} raised {type(exc).__name__}: {first}")
-        run = BackendRun(name, decl.precision, "ok", logits=logits, info=runner.describe(),
-                         shapes=shapes, seconds=seconds, infer_seconds=runner.infer_seconds)
-        if name == self.config.reference:
-            save_reference(self, run)
+                              f"backend {name!r} raised {first_line(exc)}")
+        return BackendRun(name, decl.precision, "ok", logits=logits, info=runner.describe(),
+                          shapes=shapes, seconds=seconds, infer_seconds=runner.infer_seconds)
+
+    def _reference_run(self) -> BackendRun:
+        """The reference's outputs from the cache, or its pass run once across processes: under
+        a lock per cache entry, so a second pytest-xdist worker waits and then loads them."""
+        name = self.config.reference
+        try:
+            folder = reference_dir(self)
+        except Exception as exc:  # the model or eval set cannot be read: that is the record
+            return BackendRun(name, self.config.decl(name).precision, "error", first_line(exc))
+        with locked(folder.with_name(folder.name + ".lock")):
+            cached = load_reference(self)
+            if cached is not None:
+                return cached
+            run = self._run(name)
+            if run.status == "ok" and run.logits is not None:
+                try:
+                    save_reference(self, run)
+                except OSError as exc:  # the run is good; only the next one pays for it again
+                    run.extra["cache"] = (f"reference outputs not cached: {first_line(exc)}; "
+                                          "make cache_dir writable")
         return run
 
     # -- judging -----------------------------------------------------------------------------
@@ -285,9 +300,18 @@ class GateSession:
 
     def results(self, name: str) -> dict[str, CheckResult]:
         """The records of the built-in checks of one backend."""
-        if name in self._results:
-            return self._results[name]
-        expected = name in self.config.expect_fail
+        if name not in self._results:
+            expected = name in self.config.expect_fail
+            try:
+                self._results[name] = self._judge(name, expected)
+            except Exception as exc:  # recorded once as the checks' error, never raised again
+                verdict = "skipped" if isinstance(exc, BackendUnavailable) else "error"
+                self._results[name] = {c: CheckResult(name, c, verdict, first_line(exc),
+                                                      expected_failure=expected)
+                                       for c in builtin_checks(self.config.task)}
+        return self._results[name]
+
+    def _judge(self, name: str, expected: bool) -> dict[str, CheckResult]:
         ref, run = self.run(self.config.reference), self.run(name)
         problem_run = run if run.status != "ok" else ref if ref.status != "ok" else None
         if problem_run is not None:
@@ -324,7 +348,6 @@ class GateSession:
             from .inspect.causes import explain
 
             out = explain(self, name, out)  # a failure names its cause (docs/diagnostics.md)
-        self._results[name] = out
         return out
 
     def check(self, name: str, check: str) -> CheckResult:
@@ -342,8 +365,7 @@ class GateSession:
             except BackendUnavailable as exc:
                 result = CheckResult(name, check, "skipped", str(exc))
             except Exception as exc:  # a bug or a runtime's error: an error record, not a pass
-                first = (str(exc).strip().splitlines() or [""])[0][:300]
-                result = CheckResult(name, check, "error", f"{type(exc).__name__}: {first}")
+                result = CheckResult(name, check, "error", first_line(exc))
             if result.expected_failure != expected:
                 from dataclasses import replace
 

@@ -21,7 +21,7 @@ import transformers  # noqa: E402,F401
 
 import pytest_quantgate.backends.onnx_runner  # noqa: E402,F401
 import pytest_quantgate.backends.torch_runner  # noqa: E402,F401
-import pytest_quantgate.report.json_report  # noqa: E402,F401
+import pytest_quantgate.run_record  # noqa: E402,F401
 import pytest_quantgate.session  # noqa: E402,F401
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")

@@ -40,7 +40,7 @@ import pytest_quantgate.checker  # noqa: E402,F401
 import pytest_quantgate.inspect.determinism  # noqa: E402,F401
 import pytest_quantgate.inspect.int8_coverage  # noqa: E402,F401
 import pytest_quantgate.lm_gate  # noqa: E402,F401
-import pytest_quantgate.report.json_report  # noqa: E402,F401
+import pytest_quantgate.run_record  # noqa: E402,F401
 import pytest_quantgate.session  # noqa: E402,F401
 from pytest_quantgate import config as qconfig  # noqa: E402
 from pytest_quantgate.backends import registry  # noqa: E402

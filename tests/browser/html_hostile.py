@@ -41,7 +41,7 @@ def build_hostile_report(root: Path) -> dict[str, Any]:
     """The JSON report (as stored and read back) of a gate over hostile texts and labels."""
     from pytest_quantgate.backends.fake_model import write_fake_model
     from pytest_quantgate.config import load, read_table
-    from pytest_quantgate.report.json_report import build_report
+    from pytest_quantgate.run_record import take_snapshot
     from pytest_quantgate.session import GateSession
 
     rng = random.Random(0)
@@ -63,6 +63,6 @@ def build_hostile_report(root: Path) -> dict[str, Any]:
     try:
         for name in config.backends:
             gate.results(name)
-        return json.loads(json.dumps(build_report(gate), default=str))
+        return json.loads(json.dumps(take_snapshot(gate).to_dict(), default=str))
     finally:
         gate.close()

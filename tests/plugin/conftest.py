@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy  # noqa: F401  (pytester's in-process runs drop modules first imported inside them;
 import pytest  # numpy cannot be imported twice in one process, so import it out here)
 
-import pytest_quantgate.report.json_report  # noqa: F401
+import pytest_quantgate.run_record  # noqa: F401
 import pytest_quantgate.session  # noqa: F401
 
 LABELS = ["World", "Sports", "Business"]

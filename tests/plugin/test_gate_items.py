@@ -85,7 +85,7 @@ def test_json_report_is_versioned_and_complete(project):
     pytester = project('backends = ["same", "swapped"]')
     pytester.runpytest("--quantgate", "--quantgate-json", "out/report.json")
     report = json.loads((pytester.path / "out" / "report.json").read_text())
-    assert report["format"] == "pytest-quantgate-report" and report["version"] == 2
+    assert report["format"] == "pytest-quantgate-report" and report["version"] == 3
     manifest = report["manifest"]
     assert {"packages", "git", "machine", "model_sha256", "data_sha256"} <= set(manifest)
     swapped = report["backends"]["swapped"]

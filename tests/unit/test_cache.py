@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_quantgate.cache import META, ArtifactCache, hash_parts, hash_path, write_json_atomic
+from pytest_quantgate.atomic import write_json_atomic
+from pytest_quantgate.cache import META, ArtifactCache, hash_parts, hash_path
 from pytest_quantgate.errors import DataError
 
 

@@ -185,7 +185,7 @@ def test_unusable_baselines_say_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=re.escape("x.json: format: got ['hello'], expected a "
                                                   "'pytest-quantgate-report' report")):
         load_run(tmp_path / "x.json")
-    with pytest.raises(DataError, match=re.escape("report version: got 9, expected <= 2; "
+    with pytest.raises(DataError, match=re.escape("report version: got 9, expected <= 3; "
                                                   "upgrade pytest-quantgate")):
         summarize({"format": "pytest-quantgate-report", "version": 9}, "r")
 

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
+from pytest_quantgate import drift
 from pytest_quantgate.cli import main
-from pytest_quantgate.report import drift
 from pytest_quantgate.report.html import render_html, write_html
 
 PAYLOAD = '"><img src=x onerror=alert(1)><script>alert(1)</script>'
@@ -143,9 +143,12 @@ def test_show_prints_an_lm_report(tmp_path, capsys):
     assert "reference torch-fp32 on 3 documents (120 tokens, perplexity 6.2)" in out
     lines = out.splitlines()
     head = next(line for line in lines if line.startswith("backend"))
-    assert head.split() == ["backend", "prec", "size", "MB", "ppl", "ppl", "Δ", "next", "top-1",
-                            "top-k", "final", "max|Δ|", "verdict"]
+    # the terminal table's columns (report/columns.py): one spec for every view
+    assert head.split() == ["backend", "prec", "size", "MB", "build", "s", "ppl", "ppl", "Δ",
+                            "next", "top-1", "top-k", "final", "max|Δ|", "checks", "p/f/s",
+                            "verdict"]
     assert next(line for line in lines if line.startswith("onnx-int8-static")).split() == [
-        "onnx-int8-static", "int8", "0.30", "6.204", "+0.07%", "0.979", "0.990", "0.1329", "PASS"]
+        "onnx-int8-static", "int8", "0.30", "0.4", "6.204", "+0.07%", "0.979", "0.990", "0.1329",
+        "1/0/0", "PASS"]
     assert next(line for line in lines if line.startswith("broken")).split() == [
-        "broken", "fp16", "-", "-", "-", "-", "-", "-", "ERROR"]
+        "broken", "fp16", "-", "-", "-", "-", "-", "-", "-", "0/0/0", "ERROR"]

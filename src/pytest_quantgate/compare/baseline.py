@@ -18,7 +18,7 @@ from ..errors import DataError, problem
 from .history import ratios
 
 REPORT_FORMAT = "pytest-quantgate-report"
-SUPPORTED_VERSION = 2  # 2 only added keys (charts' data) that comparisons do not read
+SUPPORTED_VERSION = 3  # 2 and 3 only added keys that comparisons do not read
 EXTRA_INFO_VERSION = 1  # extra_info["quantgate"] of a latency benchmark
 
 # backend -> check -> measure -> (value, op); op "<=" means lower is better

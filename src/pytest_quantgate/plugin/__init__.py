@@ -7,6 +7,8 @@ only when a backend that needs them runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .fixtures import quantgate, quantgate_backend, quantgate_reference
@@ -76,7 +78,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
                             config: pytest.Config) -> None:
     st = config.stash.get(STATE_KEY, None)
-    if st is not None and st.gate is not None and st.enabled:
+    if st is not None and st.snapshot is not None and st.enabled:
         from .summary import write_summary
 
         write_summary(terminalreporter, st)
@@ -84,17 +86,38 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     st = session.config.stash.get(STATE_KEY, None)
-    if st is not None and st.gate is not None and st.config is not None \
-            and (st.config.json or st.config.html):
-        from .reports import write_reports
+    if st is None or not st.enabled:
+        return
+    from .xdist import is_worker, send
 
-        write_reports(st)
-    if st is not None and st.compare is not None and st.compare.update:
-        from .comparing import accept
+    if is_worker(session.config):
+        send(session.config, st)  # the controller renders and writes everything
+        return
+    from .finish import finish
 
-        accepted = accept(st)
-        if accepted is not None:
-            st.outcomes["baseline"] = str(accepted)
+    finish(st)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: a worker finished; keep what it judged."""
+    st = node.config.stash.get(STATE_KEY, None)
+    output = getattr(node, "workeroutput", None)
+    if st is not None and st.enabled and output:
+        from .xdist import receive
+
+        receive(output, st)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``-n N`` (``--dist load``): a backend's gate items stay on one worker."""
+    st = config.stash.get(STATE_KEY, None)
+    if st is None or not st.enabled or config.getvalue("dist") != "load":
+        return None  # the user's own --dist choice, or no gate: xdist's own scheduler
+    from .xdist import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

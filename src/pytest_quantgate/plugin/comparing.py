@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +30,6 @@ if TYPE_CHECKING:
     from ..session import GateSession
 
 
-# Fewer accepted runs than this behind an item's latency: the summary suggests accepting more.
-# One run's ratio can sit 15-20% off the typical one (docs/benchmarks.md); the median of three
-# cannot, unless two of them do.
-FEW_RUNS = 3
-
-
 @dataclass
 class CompareState:
     path: Path
@@ -45,17 +38,41 @@ class CompareState:
     update: bool
     deltas: dict[str, list[Delta]] = field(default_factory=dict)  # by item id
     gate: GateSession | None = None
+    manifest: dict[str, Any] | None = None  # this run's (the snapshot's, on the controller)
+    _warnings: list[str] | None = None
 
-    @cached_property
+    @property
     def warnings(self) -> list[str]:
         """What differs between the baseline's conditions and this run's (the manifest)."""
-        if self.baseline is None or self.gate is None:
-            return []
-        from ..compare.baseline import RunSummary
-        from ..compare.judge import machine_warnings
+        if self._warnings is None:
+            if self.manifest is None and self.gate is not None:
+                self.manifest = current_manifest(self.gate)
+            if self.baseline is None or self.manifest is None:
+                return []  # not known yet: asked again later
+            from ..compare.baseline import RunSummary
+            from ..compare.judge import machine_warnings
 
-        return machine_warnings(self.baseline, RunSummary("this run", "quantgate",
-                                                          current_manifest(self.gate)))
+            self._warnings = machine_warnings(self.baseline, RunSummary(
+                "this run", "quantgate", self.manifest))
+        return self._warnings
+
+    def regressed(self) -> dict[str, list[str]]:
+        """backend -> checks worse than the baseline (none when accepting)."""
+        out: dict[str, list[str]] = {}
+        if self.update:
+            return out
+        for deltas in self.deltas.values():
+            for d in deltas:
+                if d.regressed and d.check not in out.get(d.backend, []):
+                    out.setdefault(d.backend, []).append(d.check)
+        return out
+
+    def comparison(self) -> dict[str, Any] | None:
+        """The baseline-against-now deltas of this run, for the reports."""
+        if self.baseline is None:
+            return None
+        return {"baseline": str(self.path), "warnings": list(self.warnings),
+                "deltas": [asdict(d) for ds in self.deltas.values() for d in ds]}
 
     def item_regression(self, gate: GateSession, backend: str, check: str) -> str | None:
         if self.baseline is None:
@@ -162,42 +179,22 @@ def current_manifest(gate: GateSession) -> dict[str, Any]:
 
 
 def accept(st: State) -> Path | None:
-    """Rewrite the baseline with this run's report (the controller only, never a worker)."""
-    cmp = st.compare
-    if cmp is None or not cmp.update or st.gate is None or os.environ.get("PYTEST_XDIST_WORKER"):
+    """Rewrite the baseline with this run's snapshot (the controller or a serial run only)."""
+    cmp, snap = st.compare, st.snapshot
+    if cmp is None or not cmp.update or snap is None or os.environ.get("PYTEST_XDIST_WORKER"):
         return None
     import json
 
-    from ..cache import write_json_atomic
-    from ..compare.history import accepted_runs
-    from ..report.json_report import build_report
+    from ..atomic import write_json_atomic
+    from ..compare.accept import accepted_report, few_runs
 
-    report = build_report(st.gate)
     old = json.loads(cmp.path.read_text(encoding="utf-8")) if cmp.path.exists() else {}
-    cmp.gate = cmp.gate or st.gate
-    commit = ((report.get("manifest") or {}).get("git") or {}).get("commit")
-    for name, entry in report["backends"].items():  # timed in this run: add to their history
-        before = ((old.get("backends") or {}).get(name) or {}).get("latency") or {}
-        for size, stats in (entry.get("latency") or {}).items():
-            stats["accepted"] = accepted_runs(before.get(size), stats,
-                                              tolerance=cmp.tolerances.latency,
-                                              same_conditions=not cmp.warnings, commit=commit)
-    for name, entry in (old.get("backends") or {}).items():
-        if name not in report["backends"]:
-            report["backends"][name] = entry  # not judged in this run: keep its baseline
-        elif not report["backends"][name].get("latency") and entry.get("latency"):
-            report["backends"][name]["latency"] = entry["latency"]
-    report["not_run"] = [n for n in report.get("not_run", []) if n not in report["backends"]]
+    report = accepted_report(snap.to_dict(), old, tolerance=cmp.tolerances.latency,
+                             same_conditions=not cmp.warnings)
     write_json_atomic(cmp.path, report)
-    few = [f"{name}[b{size}]" for name, entry in report["backends"].items()
-           for size, stats in (entry.get("latency") or {}).items()
-           if stats.get("relative") is not None and len(stats.get("accepted") or ()) < FEW_RUNS]
+    few = few_runs(report)
     if few:
-        st.outcomes["few_runs"] = (
-            f"latency of {len(few)} item(s) ({', '.join(few[:3])}{', ...' if len(few) > 3 else ''})"
-            f" rests on fewer than {FEW_RUNS} accepted runs of the same code; run "
-            "--quantgate-update again, unchanged, so that slowdowns are measured from the "
-            "median of several runs")
+        st.outcomes["few_runs"] = few
     return cmp.path
 
 
@@ -231,5 +228,7 @@ def write_comparison(reporter: pytest.TerminalReporter, st: State) -> None:
             reporter.write_line(line)
     if "baseline" in st.outcomes:
         reporter.write_line(f"quantgate baseline rewritten: {st.outcomes['baseline']}")
+    if "baseline_error" in st.outcomes:
+        reporter.write_line(st.outcomes["baseline_error"])
     if "few_runs" in st.outcomes:
         reporter.write_line(f"quantgate baseline: {st.outcomes['few_runs']}")

@@ -135,8 +135,10 @@ def measure(benchmark: Any, config: pytest.Config, backend: str, size: int) -> N
     with _no_gc():
         benchmark.pedantic(runner.infer, setup=reference_round, rounds=rounds,
                            warmup_rounds=cfg.latency_warmup, iterations=1)
-    if benchmark.disabled:
+    if benchmark.disabled:  # recorded as not timed, and the item says so: never a pass
         stats = LatencyStats.untimed(size, untimed_reason(config))
+        gate.latency.setdefault(backend, {})[size] = stats
+        pytest.skip(stats.note)
     else:
         stats = LatencyStats.from_rounds(
             size, list(benchmark.stats.stats.data), peak_rss_bytes=peak,
@@ -253,29 +255,34 @@ def untimed_reason(config: pytest.Config) -> str:
 
 def write_latency(reporter: pytest.TerminalReporter, st: State) -> None:
     """The latency table: per backend and batch size, p50/p95, throughput and peak memory."""
-    if st.config is None or not st.config.latency or st.gate is None:
+    if st.config is None or not st.config.latency or st.snapshot is None:
         return
+    from ..report.columns import number
     from ..report.table import render
 
     if xdist_active(reporter.config):
         reporter.write_line(untimed_reason(reporter.config) + " (quantgate latency)")
-    measured = st.gate.latency
+    measured = {name: e.latency for name, e in st.snapshot.backends.items() if e.latency}
     if not measured:
         return
     if "threads" in st.outcomes:
         reporter.write_line(f"WARNING (quantgate latency): {st.outcomes['threads']}")
     rows = []
-    for backend in st.config.backends:
-        for size, s in sorted(measured.get(backend, {}).items()):
-            if not s.timed:
-                rows.append((backend, str(size), "-", "-", "-", "-", "-", "0", s.note))
+    for backend, entries in measured.items():
+        for size, s in sorted(entries.items(), key=lambda kv: int(kv[0])):
+            p50, p95, rate = (number(s.get(k)) for k in ("p50", "p95", "items_per_second"))
+            if not s.get("timed", True) or p50 is None:
+                rows.append((backend, str(size), "-", "-", "-", "-", "-", "0", s.get("note", "")))
                 continue
-            peak = f"{s.peak_delta_bytes / 1e6:.1f}" if s.peak_delta_bytes is not None else "-"
-            rss = f"{s.peak_rss_bytes / 1e6:.0f}" if s.peak_rss_bytes is not None else "-"
-            speed = f"{s.speedup:.2f}x" if s.speedup else "-"
-            rows.append((backend, str(size), f"{s.p50 * 1e3:.3f}", f"{s.p95 * 1e3:.3f}",
-                         f"{s.items_per_second:.1f}", speed, f"{peak} / {rss}",
-                         str(len(s.rounds)), s.note))
+            delta, rss = number(s.get("peak_delta_bytes")), number(s.get("peak_rss_bytes"))
+            peak = f"{delta / 1e6:.1f}" if delta is not None else "-"
+            rss_mb = f"{rss / 1e6:.0f}" if rss is not None else "-"
+            relative = number(s.get("relative"))
+            speed = f"{1 / relative:.2f}x" if relative else "-"
+            rows.append((backend, str(size), f"{p50 * 1e3:.3f}",
+                         f"{(p95 or 0.0) * 1e3:.3f}", f"{rate or 0.0:.1f}", speed,
+                         f"{peak} / {rss_mb}", str(len(s.get("rounds") or ())),
+                         str(s.get("note") or "")))
     reporter.write_line("")
     reporter.write_line(f"latency (pytest-benchmark rounds; speedup: the reference "
                         f"{st.config.reference}'s time / this one's, per paired round; memory: "

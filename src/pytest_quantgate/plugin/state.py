@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..session import GateSession
+    from ..snapshot import RunSnapshot
     from .comparing import CompareState
 
 
@@ -23,6 +24,9 @@ class State:
     error: str | None = None  # configuration problem to report when fixtures are used
     outcomes: dict[str, str] = field(default_factory=dict)
     compare: CompareState | None = None  # --quantgate-compare: the baseline, judged per item
+    parts: list[RunSnapshot] = field(default_factory=list)  # pytest-xdist: the workers' shares
+    inspect_parts: list[dict[str, Any]] = field(default_factory=list)  # and their logits
+    snapshot: RunSnapshot | None = None  # the whole run, taken once at session end
 
     def session(self) -> GateSession:
         if self.config is None:

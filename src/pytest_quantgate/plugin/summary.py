@@ -1,4 +1,5 @@
-"""The terminal summary: the table, then the diagnosis of each failing backend."""
+"""The terminal summary: the run snapshot's table and lines, the reports written, latency and
+the baseline comparison. It reads the snapshot only (plugin/finish.py took it)."""
 
 from __future__ import annotations
 
@@ -8,43 +9,17 @@ from .state import State
 
 
 def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
-    from ..report.table import backend_verdict, degraded, header, render, rows
+    from ..report.table import summary_lines
 
-    gate = st.session()
+    assert st.snapshot is not None
     reporter.write_sep("=", "quantgate")
-    cfg = gate.config
-    ref = gate.run(cfg.reference)
-    how = ("outputs loaded from the cache, not recomputed" if ref.reference_cached
-           else f"outputs computed in {ref.seconds:.1f} s and cached" if ref.status == "ok"
-           else ref.status)
-    what = "inputs"
-    if gate.is_lm and ref.lm is not None:
-        what = (f"documents ({ref.lm.tokens} tokens scored, window {cfg.window}, stride "
-                f"{cfg.stride}, perplexity {ref.lm.ppl:.4g})")
-    reporter.write_line(f"reference {cfg.reference} on {gate.n_inputs} {what} of "
-                        f"{cfg.eval.name} ({how}); model {cfg.model}")
-    for line in render(rows(gate), header(gate)):
+    for line in summary_lines(st.snapshot):
         reporter.write_line(line)
-    reporter.write_line("build s: * = loaded from the cache (the figure is the original build); "
-                        "checks p/f/s = passed/failed/skipped")
-    reporter.write_line(degraded(gate))
-    for name in gate.judged():
-        word, reason = backend_verdict(gate, name)
-        if word != "PASS" and reason:
-            reporter.write_line(f"{name}: {word}: {reason}")
-    for name in gate.judged():
-        # Expected failures show no FAILURES entry, so their diagnosis is told here.
-        failed = [r for r in gate.results(name).values() if r.verdict == "failed"]
-        if name in cfg.expect_fail and failed:
-            from ..report.diagnosis import diagnosis
-
-            topk = [r for r in failed if r.check in ("topk", "ppl")]
-            reporter.write_line("")
-            reporter.write_line("(expected) " + diagnosis((topk or failed)[0]))
-    if "json" in st.outcomes:
-        reporter.write_line(f"quantgate JSON report: {st.outcomes['json']}")
-    if "html" in st.outcomes:
-        reporter.write_line(f"quantgate HTML report: {st.outcomes['html']}")
+    for kind, what in (("json", "JSON report"), ("html", "HTML report")):
+        if kind in st.outcomes:
+            reporter.write_line(f"quantgate {what}: {st.outcomes[kind]}")
+        if f"{kind}_error" in st.outcomes:
+            reporter.write_line(st.outcomes[f"{kind}_error"])
     from .comparing import write_comparison
     from .latency import write_latency
 

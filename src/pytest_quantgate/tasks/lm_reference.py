@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..atomic import TMP, remove_orphans, write_json_atomic
 from ..errors import DataError, problem
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ class ReferenceWriter:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.tmp = self.folder.with_name(f".{self.folder.name}.tmp-{os.getpid()}")
+        self.tmp = self.folder.with_name(f".{self.folder.name}{TMP}{os.getpid()}")
+        remove_orphans(self.folder.parent, f".{self.folder.name}{TMP}")  # a killed run's
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self._handles = {name: (self.tmp / f"{name}.bin").open("wb") for name in _FILES}
@@ -42,7 +44,7 @@ class ReferenceWriter:
     def finish(self, meta: dict[str, Any]) -> None:
         for handle in self._handles.values():
             handle.close()
-        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_json_atomic(self.tmp / "meta.json", meta)
         if self.folder.exists():
             shutil.rmtree(self.folder)
         self.tmp.replace(self.folder)

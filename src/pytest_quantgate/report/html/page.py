@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from ...snapshot import BackendSummary, RunSnapshot
+from .. import columns
 from . import sections
 from .charts import esc
 
@@ -80,50 +81,31 @@ def lm_reference_line(report: dict[str, Any]) -> str:
             f"perplexity {'not measured' if ppl is None else f'{ppl:.4g}'})")
 
 
-def _fmt(metrics: dict[str, Any], key: str, fmt: str, neg: bool = False) -> str:
-    if key not in metrics:
-        return "-"
-    value = -metrics[key] if neg else metrics[key]
-    return fmt.format(0.0 if neg and abs(value) < 0.0005 else value)
-
-
 def lm_cells(v: dict[str, Any]) -> list[str]:
-    """Causal LM: ppl, ppl Δ, next-token top-1, top-k overlap, max |Δ| at the final positions
-    ("-" where absent, "NaN/Inf" where not finite). ``quantgate show`` prints the same."""
-    def cell(key: str, fmt: str) -> str:
-        value = v.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "-"
-        if not math.isfinite(value):
-            return "NaN/Inf"
-        return sections.signed_pct(value) if fmt == "%" else fmt.format(value)
+    """Causal LM: ppl, ppl Δ, next-token top-1, top-k overlap, max |Δ| at the final positions,
+    as the verdict table's columns show them (``report/columns.py``)."""
+    entry = BackendSummary("", metrics=dict(v))
+    return [c.cell(entry) for c in columns.CAUSAL_LM]
 
-    return [cell("ppl", "{:.4g}"), cell("ppl_delta", "%"), cell("top1_agreement", "{:.3f}"),
-            cell("topk_overlap", "{:.3f}"), cell("max_abs_logit", "{:.4f}")]
+
+def _p50(entry: BackendSummary) -> str:
+    lat = entry.latency
+    timed = [(k, p) for k, s in lat.items() if (p := columns.number(s.get("p50"))) is not None]
+    return ", ".join(f"b{k}: {p * 1e3:.2f}" for k, p in timed) or "not timed"
 
 
 def verdict_table(report: dict[str, Any]) -> str:
-    lm = sections.is_lm(report)
-    head = (("backend", "prec", "size MB", "build s", "ppl", "ppl Δ", "next top-1", "top-k",
-             "final max|Δ|", "p50 ms", "verdict", "reason") if lm else
-            ("backend", "prec", "size MB", "build s", "max|Δ|", "mean|Δ|", "top-1", "acc Δ",
-             "F1 Δ", "p50 ms", "verdict", "reason"))
+    snap = RunSnapshot.from_dict(report)
+    cols = (columns.NAME, columns.PRECISION, columns.SIZE, columns.BUILD,
+            *columns.quality(snap.task))
     rows = []
-    for name, e in (report.get("backends") or {}).items():
-        info, v = e.get("info") or {}, e.get("metrics") or {}
-        lat = e.get("latency") or {}
-        p50 = ", ".join(f"b{k}: {s['p50'] * 1e3:.2f}" for k, s in lat.items()) or "not timed"
-        size = f"{info['size_bytes'] / 1e6:.2f}" if info.get("size_bytes") else "-"
-        build = f"{info['build_seconds']:.1f}" if info.get("build_seconds") is not None else "-"
-        verdict = str(e.get("verdict", ""))
-        cls = "pass" if verdict == "PASS" else "fail"
-        cells = [name, e.get("precision", ""), size, build, *(lm_cells(v) if lm else [
-                 _fmt(v, "max_abs_logit", "{:.4f}"), _fmt(v, "mean_abs_logit", "{:.4f}"),
-                 _fmt(v, "top1_agreement", "{:.3f}"), _fmt(v, "accuracy_delta", "{:+.3f}", True),
-                 _fmt(v, "f1_delta", "{:+.3f}", True)]), p50]
+    for e in snap.backends.values():
+        cls = "pass" if e.verdict == "PASS" else "fail"
+        cells = [*(c.cell(e) for c in cols), _p50(e)]
         rows.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells)
-                    + f'<td class="verdict {cls}">{esc(verdict)}</td>'
-                    f"<td>{esc(e.get('reason') or '')}</td></tr>")
+                    + f'<td class="verdict {cls}">{esc(e.verdict)}</td>'
+                    f"<td>{esc(e.reason)}</td></tr>")
+    head = (*(c.header for c in cols), "p50 ms", "verdict", "reason")
     header_row = "".join(f"<th>{esc(h)}</th>" for h in head)
     not_run = report.get("not_run") or []
     extra = f"<p class=\"note\">not run: {esc(', '.join(not_run))}</p>" if not_run else ""

@@ -232,7 +232,9 @@ def tradeoffs(report: dict[str, Any]) -> str:
         lat = e.get("latency") or {}
         if lat and (y := quality(e)) is not None:
             size = max(lat, key=int)
-            timed.append((f"{n} (b{size})", lat[size]["p50"] * 1e3, y))
+            p50 = number((lat[size] or {}).get("p50"))
+            if p50 is not None:  # None: not timed (under pytest-xdist, --benchmark-disable)
+                timed.append((f"{n} (b{size})", p50 * 1e3, y))
     out.append(charts.scatter(timed, x_label="median latency (ms, largest batch)",
                               y_label=y_label, label="latency against quality",
                               log_x=True).replace('class="chart"', 'class="chart scatter"')

@@ -1,0 +1,123 @@
+"""The verdict table's columns, written once: the terminal table, ``quantgate show`` and the HTML
+page all take their headers and cells from here.
+
+A column reads one ``BackendSummary`` of the run snapshot. The quality columns depend on the
+task (a causal LM has perplexity where a classifier has logit differences); the snapshot says
+which task it holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..snapshot import BackendSummary, RunSnapshot
+from ..verdicts import check_counts
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[BackendSummary], str]
+    reference: str = "ref"  # the reference row's cell
+
+
+def number(value: object) -> float | None:
+    """A finite number, else None (absent, null, NaN or Inf)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def signed_pct(value: float) -> str:
+    """A relative change as a signed percentage; one that rounds to nothing shows as +0.00%."""
+    return f"{0.0 if abs(value) < 0.00005 else value:+.2%}"
+
+
+def metric(key: str, fmt: str, *, change: bool = False) -> Callable[[BackendSummary], str]:
+    """A metric's cell: "-" where absent, "NaN/Inf" where not finite. ``change``: deltas are
+    stored as reference minus backend (a drop is positive); the cell shows the change."""
+    def cell(entry: BackendSummary) -> str:
+        value = entry.metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "-"
+        if not math.isfinite(value):
+            return "NaN/Inf"
+        if fmt == "%":
+            return signed_pct(value)
+        if change:
+            value = -value
+            value = 0.0 if abs(value) < 0.0005 else value  # no "-0.000"
+        return fmt.format(value)
+
+    return cell
+
+
+def _size(entry: BackendSummary) -> str:
+    size = number((entry.info or {}).get("size_bytes"))
+    return f"{size / 1e6:.2f}" if size else "-"
+
+
+def _build(entry: BackendSummary) -> str:
+    info = entry.info or {}
+    seconds = number(info.get("build_seconds"))
+    text = f"{seconds:.1f}" if seconds is not None else "-"
+    return text + ("*" if info.get("cache_hit") else "")
+
+
+def _ref_ppl(entry: BackendSummary) -> str:
+    ppl = number((entry.lm or {}).get("ppl"))
+    return f"{ppl:.4g}" if ppl is not None else "ref"
+
+
+NAME = Column("backend", lambda e: e.name)
+PRECISION = Column("prec", lambda e: e.precision)
+SIZE = Column("size MB", _size)
+BUILD = Column("build s", _build)
+CHECKS = Column("checks p/f/s", lambda e: check_counts(e.checks), reference="")
+VERDICT = Column("verdict", lambda e: e.verdict)
+
+CLASSIFICATION = (
+    Column("max|Δ|", metric("max_abs_logit", "{:.4f}")),
+    Column("mean|Δ|", metric("mean_abs_logit", "{:.4f}")),
+    Column("top-1", metric("top1_agreement", "{:.3f}")),
+    Column("acc Δ", metric("accuracy_delta", "{:+.3f}", change=True)),
+    Column("F1 Δ", metric("f1_delta", "{:+.3f}", change=True)),
+)
+# causal LM: perplexity and its relative change, next-token agreement over every scored
+# position, logit differences at the documents' final positions
+CAUSAL_LM = (
+    Column("ppl", metric("ppl", "{:.4g}")),
+    Column("ppl Δ", metric("ppl_delta", "%")),
+    Column("next top-1", metric("top1_agreement", "{:.3f}")),
+    Column("top-k", metric("topk_overlap", "{:.3f}")),
+    Column("final max|Δ|", metric("max_abs_logit", "{:.4f}")),
+)
+QUALITY = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM}
+
+
+def quality(task: str) -> tuple[Column, ...]:
+    return QUALITY.get(task, CLASSIFICATION)
+
+
+def verdict_columns(task: str) -> tuple[Column, ...]:
+    """The terminal table's and ``quantgate show``'s columns."""
+    return (NAME, PRECISION, SIZE, BUILD, *quality(task), CHECKS, VERDICT)
+
+
+def table_rows(snapshot: RunSnapshot, columns: Sequence[Column], *,
+               with_reference: bool = True) -> list[tuple[str, ...]]:
+    """One row per backend, the reference first (its quality cells say "ref")."""
+    out: list[tuple[str, ...]] = []
+    ref = snapshot.reference
+    if with_reference and ref is not None:
+        first = {id(c) for c in quality(snapshot.task)[:1]}
+        out.append(tuple(
+            "REFERENCE" if c is VERDICT and ref.status == "ok"
+            else ref.status.upper() if c is VERDICT
+            else c.cell(ref) if c in (NAME, PRECISION, SIZE, BUILD)
+            else _ref_ppl(ref) if id(c) in first and snapshot.task == "causal-lm"
+            else c.reference for c in columns))
+    out += [tuple(c.cell(e) for c in columns) for e in snapshot.backends.values()]
+    return out

@@ -1,0 +1,98 @@
+"""Taking the run snapshot from a gate session: the one place the engine's state becomes a record.
+
+Every read is guarded. A data error the items already recorded (a malformed eval line, an
+unknown label, an unreadable model directory) is met again here when the manifest hashes the
+files or the summary counts the inputs; it becomes a line of ``errors`` and the parts that
+cannot be known stay empty, so the table and every report are still written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any, TypeVar
+
+from .errors import first_line
+from .inspected import drift_entry, inspected_inputs
+from .session import GateSession
+from .snapshot import BackendSummary, RunSnapshot
+
+T = TypeVar("T")
+
+
+def take_snapshot(gate: GateSession) -> RunSnapshot:
+    """The snapshot of what ``gate`` judged so far (a worker's share under pytest-xdist)."""
+    cfg = gate.config
+    errors: list[str] = []
+
+    def guard(what: str, read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except Exception as exc:  # noqa: BLE001: recorded, and the rest of the record goes on
+            errors.append(f"{what}: {first_line(exc)}")
+            return default
+
+    files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
+
+    def manifest() -> dict[str, Any]:
+        from .manifest import build_manifest
+
+        return build_manifest(model_dir=cfg.model, data_files=files, extra={
+            "tokenizer": gate.encoder.source, "task": cfg.task})
+
+    config: dict[str, Any] = {
+        "task": cfg.task, "reference": cfg.reference, "backends": list(cfg.backends),
+        "max_length": cfg.max_length, "padding": cfg.padding, "batch_size": cfg.batch_size,
+        "expect_fail": list(cfg.expect_fail), "eval": str(cfg.eval), "model": str(cfg.model),
+        "n_inputs": guard("counting the eval inputs", lambda: gate.n_inputs, None),
+        **({"window": cfg.window, "stride": cfg.stride} if cfg.task == "causal-lm" else {})}
+    backends: dict[str, BackendSummary] = {}
+    for name in gate.judged():
+        backends[name] = guard(f"backend {name!r}", lambda n=name: _judged(  # type: ignore[misc]
+            gate, n), BackendSummary(
+                name, status="error", verdict="ERROR", reason="its record could not be taken"))
+    failing = [n for n, b in backends.items() if b.verdict != "PASS"]
+    return RunSnapshot(
+        manifest=guard("manifest", manifest, {}),
+        config=config,
+        reference=guard("reference", lambda: _summary(gate, cfg.reference), None),
+        backends=backends,
+        labels=tuple(guard("labels", lambda: [str(x) for x in gate.facts.labels], [])),
+        inspected=tuple(guard("inspected inputs", lambda: inspected_inputs(gate, failing), [])),
+        errors=tuple(errors),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
+def _summary(gate: GateSession, name: str) -> BackendSummary:
+    run = gate.run(name)
+    decl = gate.config.decl(name)
+    n = gate.n_inputs if run.status == "ok" else None
+    lm: dict[str, Any] | None = None
+    if run.lm is not None:  # causal LM: the pass's counts, and tokens per second
+        lm = {**run.lm.to_dict(), "ppl": run.lm.ppl}
+    return BackendSummary(
+        name=name, kind=decl.kind, precision=run.precision, options=dict(decl.options),
+        status=run.status, status_reason=run.reason,
+        info=asdict(run.info) if run.info else None,
+        shapes=asdict(run.shapes) if run.shapes else None,
+        timing={"predict_seconds": run.seconds, "infer_seconds": run.infer_seconds,
+                "items_per_second": n / run.seconds if n and run.seconds else None,
+                "reference_cached": run.reference_cached},
+        lm=lm, tokens_per_second=(run.lm.tokens / run.seconds
+                                  if run.lm is not None and run.seconds else None))
+
+
+def _judged(gate: GateSession, name: str) -> BackendSummary:
+    records = gate.records(name)
+    adversarial = records.get("adversarial")
+    slice_ = None
+    if adversarial is not None and "adversarial" in adversarial.details:
+        slice_ = {"verdict": adversarial.verdict, "reason": adversarial.reason,
+                  **adversarial.details["adversarial"]}
+    return replace(
+        _summary(gate, name), expected_failure=name in gate.config.expect_fail,
+        thresholds=dict(gate.thresholds(name)), metrics=dict(gate.metrics.get(name, {})),
+        checks=tuple(records.values()),
+        latency={str(size): s.to_dict() for size, s in gate.latency.get(name, {}).items()},
+        drift=drift_entry(gate, name), adversarial=slice_).judged()
