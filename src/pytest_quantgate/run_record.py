@@ -45,7 +45,10 @@ def take_snapshot(gate: GateSession) -> RunSnapshot:
         "task": cfg.task, "reference": cfg.reference, "backends": list(cfg.backends),
         "max_length": cfg.max_length, "padding": cfg.padding, "batch_size": cfg.batch_size,
         "expect_fail": list(cfg.expect_fail), "eval": str(cfg.eval), "model": str(cfg.model),
-        "n_inputs": guard("counting the eval inputs", lambda: gate.n_inputs, None),
+        # Only what ran: a session that judged nothing (a worker that got no gate item, a -k
+        # that selected none) must not start the reference's pass just to describe it.
+        "n_inputs": guard("counting the eval inputs", lambda: gate.n_inputs, None)
+        if gate.ran(cfg.reference) else None,
         **({"window": cfg.window, "stride": cfg.stride} if cfg.task == "causal-lm" else {})}
     backends: dict[str, BackendSummary] = {}
     for name in gate.judged():
@@ -56,7 +59,8 @@ def take_snapshot(gate: GateSession) -> RunSnapshot:
     return RunSnapshot(
         manifest=guard("manifest", manifest, {}),
         config=config,
-        reference=guard("reference", lambda: _summary(gate, cfg.reference), None),
+        reference=guard("reference", lambda: _summary(gate, cfg.reference), None)
+        if gate.ran(cfg.reference) else None,
         backends=backends,
         labels=tuple(guard("labels", lambda: [str(x) for x in gate.facts.labels], [])),
         inspected=tuple(guard("inspected inputs", lambda: inspected_inputs(gate, failing), [])),

@@ -240,6 +240,10 @@ class GateSession:
             self.runners[name] = create_runner(self.config.decl(name), self.context()).activate()
         return self.runners[name]
 
+    def ran(self, name: str) -> BackendRun | None:
+        """The backend's run if it has run in this session (never starts one)."""
+        return self._runs.get(name)
+
     def run(self, name: str) -> BackendRun:
         if name not in self._runs:
             self._runs[name] = (self._reference_run() if name == self.config.reference

@@ -101,11 +101,10 @@ def test_a_malformed_eval_line_leaves_the_summary_and_reports(project, workers: 
 
 def test_the_reference_pass_runs_once_across_processes(tmp_path, monkeypatch):
     """Two sessions on one cache (two workers' worth): one runs the reference, one loads it."""
-    import sys
     import threading
     import time
 
-    sys.path.insert(0, str(Path(__file__).parent))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
     from conftest import write_project
 
     from pytest_quantgate.config import load, read_table

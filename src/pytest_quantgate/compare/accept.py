@@ -34,6 +34,7 @@ def accepted_report(report: dict[str, Any], old: Mapping[str, Any], *, tolerance
         elif not report["backends"][name].get("latency") and entry.get("latency"):
             report["backends"][name]["latency"] = entry["latency"]
     report["not_run"] = [n for n in report.get("not_run", []) if n not in report["backends"]]
+    report["comparison"] = None  # against the baseline being replaced: not the new one's
     return report
 
 

@@ -39,8 +39,8 @@ def send(config: pytest.Config, st: State) -> None:
     from ..inspected import inspect_data
     from ..run_record import take_snapshot
 
-    if st.gate is None:
-        return  # this worker ran no gate item
+    if st.gate is None or not st.gate.judged():
+        return  # this worker ran no gate item (every worker collects them all)
     deltas = {nodeid: [asdict(d) for d in ds]
               for nodeid, ds in (st.compare.deltas if st.compare else {}).items()}
     notes = {k: v for k, v in st.outcomes.items() if not k.startswith("quantgate::")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..columns import number, signed_pct
 from . import charts
 from .charts import esc
 
@@ -22,18 +23,6 @@ def not_measured(text: str) -> str:
 def is_lm(report: dict[str, Any]) -> bool:
     """A causal LM's report: perplexity and next-token measures, no labels, no drift."""
     return (report.get("config") or {}).get("task") == "causal-lm"
-
-
-def number(value: object) -> float | None:
-    """A finite number from the report, else None (absent, null, NaN or Inf)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def signed_pct(value: float) -> str:
-    """A relative change as a signed percentage; one that rounds to nothing shows as +0.00%."""
-    return f"{0.0 if abs(value) < 0.00005 else value:+.2%}"
 
 
 def reference_ppl(report: dict[str, Any]) -> float | None:
