@@ -131,3 +131,16 @@ def test_the_reference_pass_runs_once_across_processes(tmp_path, monkeypatch):
         thread.join()
     assert passes == ["ref"]
     assert sorted(r.reference_cached for r in runs) == [False, True]
+
+
+def test_a_report_path_that_is_a_directory_is_one_line_and_the_rest_is_written(project):
+    pytester = project('backends = ["same"]')
+    (pytester.path / "out").mkdir()
+    result = pytester.runpytest("--quantgate", "--quantgate-json", "out",
+                                "--quantgate-html", "page.html")
+    assert result.ret == 0 and "Traceback" not in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "quantgate JSON report: could not write '*out' (Is a directory); expected a writable "
+        "file path; fix the path or its folder's permissions",
+        "quantgate HTML report: *page.html"])
+    assert list((pytester.path / "out").iterdir()) == []  # no temporary file left behind
