@@ -88,12 +88,6 @@ def inspect_data(gate: GateSession) -> InspectData | None:
         {n: _run_texts(gate, n, outside) for n in names} if outside else {})
 
 
-def inspected_inputs(gate: GateSession, failing: list[str]) -> list[dict[str, Any]]:
-    """The named and worst inputs with every backend's logits (reference first)."""
-    data = inspect_data(gate)
-    return choose(data, failing, gate.judged()) if data is not None else []
-
-
 def choose(data: InspectData, failing: list[str], judged: list[str]) -> list[dict[str, Any]]:
     """The named and worst inputs with the logits of the reference and every judged backend
     (None where a backend produced none)."""

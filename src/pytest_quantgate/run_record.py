@@ -14,15 +14,19 @@ from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from .errors import first_line
-from .inspected import drift_entry, inspected_inputs
+from .inspected import InspectData, choose, drift_entry, inspect_data
 from .session import GateSession
 from .snapshot import BackendSummary, RunSnapshot
 
 T = TypeVar("T")
 
 
-def take_snapshot(gate: GateSession) -> RunSnapshot:
-    """The snapshot of what ``gate`` judged so far (a worker's share under pytest-xdist)."""
+def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunSnapshot:
+    """The snapshot of what ``gate`` judged so far (a worker's share under pytest-xdist).
+
+    ``inspect``: the inspected-input data when the caller has it already (a pytest-xdist worker
+    sends it beside the snapshot); gathering it runs the texts named in ``inspect`` that are not
+    in the eval set through every backend, so it is done once."""
     cfg = gate.config
     errors: list[str] = []
 
@@ -32,14 +36,6 @@ def take_snapshot(gate: GateSession) -> RunSnapshot:
         except Exception as exc:  # noqa: BLE001: recorded, and the rest of the record goes on
             errors.append(f"{what}: {first_line(exc)}")
             return default
-
-    files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
-
-    def manifest() -> dict[str, Any]:
-        from .manifest import build_manifest
-
-        return build_manifest(model_dir=cfg.model, data_files=files, extra={
-            "tokenizer": gate.encoder.source, "task": cfg.task})
 
     config: dict[str, Any] = {
         "task": cfg.task, "reference": cfg.reference, "backends": list(cfg.backends),
@@ -56,14 +52,16 @@ def take_snapshot(gate: GateSession) -> RunSnapshot:
             gate, n), BackendSummary(
                 name, status="error", verdict="ERROR", reason="its record could not be taken"))
     failing = [n for n, b in backends.items() if b.verdict != "PASS"]
+    data = inspect if inspect is not None else guard("inspected inputs",
+                                                     lambda: inspect_data(gate), None)
     return RunSnapshot(
-        manifest=guard("manifest", manifest, {}),
+        manifest=guard("manifest", lambda: gate.manifest, {}),
         config=config,
         reference=guard("reference", lambda: _summary(gate, cfg.reference), None)
         if gate.ran(cfg.reference) else None,
         backends=backends,
         labels=tuple(guard("labels", lambda: [str(x) for x in gate.facts.labels], [])),
-        inspected=tuple(guard("inspected inputs", lambda: inspected_inputs(gate, failing), [])),
+        inspected=tuple(choose(data, failing, gate.judged()) if data is not None else ()),
         errors=tuple(errors),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 

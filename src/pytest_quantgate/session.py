@@ -203,6 +203,17 @@ class GateSession:
         files = {"eval": self.config.eval, "calibration": self.config.calibration}
         return {k: hash_path(v) for k, v in files.items() if v is not None}
 
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """What this run measured on (versions, commit, machine, model and data hashes), once
+        per session: the snapshot and the baseline comparison's warnings both read it."""
+        from .manifest import build_manifest
+
+        cfg = self.config
+        files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
+        return build_manifest(model_dir=cfg.model, data_files=files,
+                              extra={"tokenizer": self.encoder.source, "task": cfg.task})
+
     def context(self) -> BuildContext:
         cfg = self.config
         if self.is_lm:

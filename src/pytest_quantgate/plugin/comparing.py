@@ -46,7 +46,7 @@ class CompareState:
         """What differs between the baseline's conditions and this run's (the manifest)."""
         if self._warnings is None:
             if self.manifest is None and self.gate is not None:
-                self.manifest = current_manifest(self.gate)
+                self.manifest = self.gate.manifest
             if self.baseline is None or self.manifest is None:
                 return []  # not known yet: asked again later
             from ..compare.baseline import RunSummary
@@ -167,15 +167,6 @@ def setup_compare(config: pytest.Config, st: State) -> None:
                 "expected a quantgate JSON report to rewrite; keep pytest-benchmark runs with "
                 "--benchmark-save, and give --quantgate-compare a .json path of its own")
     st.compare = CompareState(path, baseline, tolerances, update)
-
-
-def current_manifest(gate: GateSession) -> dict[str, Any]:
-    from ..manifest import build_manifest
-
-    cfg = gate.config
-    files = {"eval": cfg.eval, **({"calibration": cfg.calibration} if cfg.calibration else {})}
-    return build_manifest(model_dir=cfg.model, data_files=files,
-                          extra={"tokenizer": gate.encoder.source, "task": cfg.task})
 
 
 def accept(st: State) -> Path | None:

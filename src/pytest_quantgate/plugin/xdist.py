@@ -30,10 +30,6 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def is_controller(config: pytest.Config) -> bool:
-    return not is_worker(config) and config.pluginmanager.has_plugin("dsession")
-
-
 def send(config: pytest.Config, st: State) -> None:
     """On a worker at session end: its share of the run, for the controller."""
     from ..inspected import inspect_data
@@ -44,11 +40,11 @@ def send(config: pytest.Config, st: State) -> None:
     deltas = {nodeid: [asdict(d) for d in ds]
               for nodeid, ds in (st.compare.deltas if st.compare else {}).items()}
     notes = {k: v for k, v in st.outcomes.items() if not k.startswith("quantgate::")}
-    snapshot = take_snapshot(st.gate)
     try:  # the inspected inputs are chosen on the controller, from every worker's logits
         data = inspect_data(st.gate)
-    except Exception:  # noqa: BLE001: the snapshot's errors already name what failed
+    except Exception:  # noqa: BLE001: take_snapshot tries again and records what failed
         data = None
+    snapshot = take_snapshot(st.gate, data)
     config.workeroutput[KEY] = json.dumps(  # type: ignore[attr-defined]
         {"snapshot": snapshot.to_dict(), "deltas": deltas, "notes": notes,
          "inspect": data.to_payload() if data is not None else None}, default=str)

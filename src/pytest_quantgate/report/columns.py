@@ -16,11 +16,15 @@ from ..snapshot import BackendSummary, RunSnapshot
 from ..verdicts import check_counts
 
 
+def _ref(entry: BackendSummary) -> str:
+    return "ref"
+
+
 @dataclass(frozen=True)
 class Column:
     header: str
     cell: Callable[[BackendSummary], str]
-    reference: str = "ref"  # the reference row's cell
+    reference: Callable[[BackendSummary], str] = _ref  # the reference row's cell
 
 
 def number(value: object) -> float | None:
@@ -71,12 +75,16 @@ def _ref_ppl(entry: BackendSummary) -> str:
     return f"{ppl:.4g}" if ppl is not None else "ref"
 
 
-NAME = Column("backend", lambda e: e.name)
-PRECISION = Column("prec", lambda e: e.precision)
-SIZE = Column("size MB", _size)
-BUILD = Column("build s", _build)
-CHECKS = Column("checks p/f/s", lambda e: check_counts(e.checks), reference="")
-VERDICT = Column("verdict", lambda e: e.verdict)
+def _ref_status(entry: BackendSummary) -> str:
+    return "REFERENCE" if entry.status == "ok" else entry.status.upper()
+
+
+NAME = Column("backend", lambda e: e.name, lambda e: e.name)
+PRECISION = Column("prec", lambda e: e.precision, lambda e: e.precision)
+SIZE = Column("size MB", _size, _size)
+BUILD = Column("build s", _build, _build)
+CHECKS = Column("checks p/f/s", lambda e: check_counts(e.checks), lambda e: "")
+VERDICT = Column("verdict", lambda e: e.verdict, _ref_status)
 
 CLASSIFICATION = (
     Column("max|Δ|", metric("max_abs_logit", "{:.4f}")),
@@ -88,7 +96,7 @@ CLASSIFICATION = (
 # causal LM: perplexity and its relative change, next-token agreement over every scored
 # position, logit differences at the documents' final positions
 CAUSAL_LM = (
-    Column("ppl", metric("ppl", "{:.4g}")),
+    Column("ppl", metric("ppl", "{:.4g}"), _ref_ppl),  # the reference row: its own perplexity
     Column("ppl Δ", metric("ppl_delta", "%")),
     Column("next top-1", metric("top1_agreement", "{:.3f}")),
     Column("top-k", metric("topk_overlap", "{:.3f}")),
@@ -112,12 +120,6 @@ def table_rows(snapshot: RunSnapshot, columns: Sequence[Column], *,
     out: list[tuple[str, ...]] = []
     ref = snapshot.reference
     if with_reference and ref is not None:
-        first = {id(c) for c in quality(snapshot.task)[:1]}
-        out.append(tuple(
-            "REFERENCE" if c is VERDICT and ref.status == "ok"
-            else ref.status.upper() if c is VERDICT
-            else c.cell(ref) if c in (NAME, PRECISION, SIZE, BUILD)
-            else _ref_ppl(ref) if id(c) in first and snapshot.task == "causal-lm"
-            else c.reference for c in columns))
+        out.append(tuple(c.reference(ref) for c in columns))
     out += [tuple(c.cell(e) for c in columns) for e in snapshot.backends.values()]
     return out
