@@ -5,13 +5,15 @@ so the caller can score them in batches). ``search`` runs the same strategy with
 a property: texts already scored are answered from the caller's memo, so the generation phase
 costs no inference; only what the database replays and what the shrinker tries run one by one.
 The example database lives in the quantgate cache, keyed by backend, so a failure found once is
-tried first on the next run.
+tried first on the next run. Both runs draw from one seed alone (``_seed_only``): Hypothesis
+would also mix in constants from the source of whatever local modules the process has imported.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,35 @@ def _settings(max_examples: int, **kwargs: Any) -> Any:
                     suppress_health_check=list(HealthCheck), print_blob=False, **kwargs)
 
 
+@contextmanager
+def _seed_only() -> Iterator[None]:
+    """Hypothesis (6.13x on) draws, now and then, constants it finds in the source of the local
+    modules the process has imported. Which those are depends on what ran before: a
+    pytest-xdist worker that had run the calibration check drew another corpus from the same
+    seed than a serial run (on the demo's all-ops static INT8, 97 instead of 100 of 100 inputs
+    failing), and so would a -k selection or a user's conftest. The pool is held empty while
+    we run, and Hypothesis's cache of permitted constants is cleared on both sides so the
+    user's own Hypothesis tests get theirs back. Without that pool (older versions), nothing
+    to hold."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+
+        original = providers._get_local_constants
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    empty = Constants()
+    cache.clear()
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
+
+
 def generate(strategy: SearchStrategy[str], *, seed: int, max_examples: int) -> list[str]:
     """The texts Hypothesis draws from ``strategy`` with ``seed``, in order (no database)."""
     from hypothesis import Phase, given
@@ -66,7 +97,8 @@ def generate(strategy: SearchStrategy[str], *, seed: int, max_examples: int) -> 
 
     run = with_seed(seed)(_settings(max_examples, database=None, phases=[Phase.generate])(
         given(strategy)(collect)))
-    run()
+    with _seed_only():
+        run()
     return texts
 
 
@@ -109,7 +141,8 @@ def search(strategy: SearchStrategy[str], holds: Callable[[str], bool], *, seed:
     # One database entry per backend and search: the digest is mixed into Hypothesis's key.
     run.hypothesis.inner_test._hypothesis_internal_add_digest = key.encode()  # type: ignore[attr-defined]
     try:
-        run()
+        with _seed_only():
+            run()
     except _Counterexample:
         pass
     except Exception as exc:  # Flaky and friends: keep what was found, say what happened
