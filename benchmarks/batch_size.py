@@ -44,12 +44,12 @@ def main() -> int:
             for b in sizes:
                 cache: dict = {}  # type: ignore[type-arg]
                 start = time.perf_counter()
-                predict_logits(runner, gate.encoded, batch_size=b, padding="longest",
+                predict_logits(runner, gate.task.encoded, batch_size=b, padding="longest",
                                pad_id=gate.encoder.pad_id, max_length=cfg.max_length,
                                num_labels=len(gate.facts.labels), batch_cache=cache)
                 times[(name, b)].append(time.perf_counter() - start)
     gate.close()
-    print(f"{len(gate.encoded)} golden inputs, padding longest, {args.rounds} rounds, "
+    print(f"{len(gate.task.encoded)} golden inputs, padding longest, {args.rounds} rounds, "
           "median seconds")
     print(f"{'backend':<20}" + "".join(f"{'b' + str(b):>9}" for b in sizes))
     for name in names:

@@ -61,12 +61,12 @@ def main() -> int:
     ref = gate.run(cfg.reference).logits
     start = time.perf_counter()
     fresh = GateSession(cfg)
-    pad_items = fresh.encoded
+    pad_items = fresh.task.encoded
     list(batches(pad_items, batch_size=cfg.batch_size, padding=cfg.padding,
                  pad_id=fresh.encoder.pad_id, max_length=cfg.max_length))
     prep_seconds = time.perf_counter() - start
-    items, labels = gate.encoded, gate.labels
-    texts = [e.text for e in gate.examples]
+    items, labels = gate.task.encoded, gate.task.labels
+    texts = [e.text for e in gate.task.examples]
 
     rows = []
     timings: dict[str, dict[str, list[float]]] = {n: {"gate": [], "bare": [], "load": []}

@@ -26,7 +26,6 @@ ITEMS = (("onnx-int8-static-allops", 32), ("onnx-fp32", 32), ("user-swapped-expo
 def main(seconds: float) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the plugin sets it
     from pytest_quantgate.config import load, read_table
-    from pytest_quantgate.plugin.latency import timed_feed
     from pytest_quantgate.session import GateSession
     from pytest_quantgate.tasks.text_classification import shape_policy
 
@@ -38,8 +37,8 @@ def main(seconds: float) -> int:
     pairs = {}
     for name, size in ITEMS:
         runner = gate.runner(name)
-        pairs[name, size] = (runner, timed_feed(gate, shape_policy(runner, cfg.padding, size), size),
-                             timed_feed(gate, shape_policy(ref, cfg.padding, size), size))
+        pairs[name, size] = (runner, gate.task.timed_feed(shape_policy(runner, cfg.padding, size), size),
+                             gate.task.timed_feed(shape_policy(ref, cfg.padding, size), size))
     blocks: dict[tuple[str, int], list[float]] = {item: [] for item in ITEMS}
     gc.disable()
     end = time.monotonic() + seconds

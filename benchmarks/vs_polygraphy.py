@@ -90,7 +90,7 @@ def prepare(n: int, work: Path) -> dict[str, Path]:
                     "padding": "max_length", "cache_dir": str(work / "cache")},
                cli_dir=work, source="benchmark")
     gate = GateSession(cfg)
-    feed = make_feed(gate.encoded, gate.encoder.pad_id, cfg.max_length)  # fixed shapes
+    feed = make_feed(gate.task.encoded, gate.encoder.pad_id, cfg.max_length)  # fixed shapes
     feeds_dir = work / "feeds"
     feeds_dir.mkdir(exist_ok=True)
     for name, array in feed.items():

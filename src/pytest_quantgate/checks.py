@@ -1,32 +1,79 @@
-"""Checks beyond the built-in three, registered by name so each lives in its own module.
+"""Checks beyond a task's built-in ones, registered by name so each lives in its own module.
 
-The built-in checks ``logits``, ``topk`` and ``accuracy`` are judged together from one run of
-the backend (``GateSession.results``). Every other check (``contract``, ``adversarial``,
-``int8-coverage``...) is a ``CheckSpec``: a cheap ``applies`` test (no framework imports; it
-decides at collection whether the backend gets an item) and a function, named by import path and
-imported only when the item runs, that returns the check's ``CheckResult``. A check that raises
-is recorded as an "error" with the exception's first line, never as passed.
+A task's built-in checks (``logits``/``topk``/``accuracy``, ``ppl``/``next-token``) are judged
+together from one run of the backend (``GateSession.results``). Every other check
+(``contract``, ``adversarial``, ``int8-coverage``...) is a ``CheckSpec``: a cheap ``applies``
+test (no framework imports; it decides at collection whether the backend gets an item) and a
+function, named by import path and imported only when the item runs, that takes a
+``CheckContext`` and the backend's name and returns the check's ``CheckResult``. A check that
+raises is recorded as an "error" with the exception's first line, never as passed.
+
+A package adds checks through the ``pytest_quantgate.checks`` entry-point group: the value is a
+``CheckSpec`` (or a list of them), or a module whose import registers them.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .task_registry import all_tasks, task_spec
 
 if TYPE_CHECKING:
-    from .records import CheckResult
-    from .session import GateSession
+    import numpy as np
 
-BUILTIN_CHECKS = ("logits", "topk", "accuracy")  # text classification
-LM_BUILTIN_CHECKS = ("ppl", "next-token")  # causal LM (lm_gate.py)
+    from .backends.base import Runner
+    from .backends.registry import BuildContext
+    from .config import Config
+    from .records import CheckResult
+    from .tasks.base import BackendRun, Task
+    from .tasks.data import ModelFacts
+    from .tasks.tokenizer import TextEncoder
+
 CLASSIFICATION = ("text-classification",)
+ENTRY_POINTS = "pytest_quantgate.checks"
+
+
+class CheckContext(Protocol):
+    """What a check may use: the session's configuration, runners, runs and other checks'
+    records, the task (probes, sample texts, predictions), and ``state``, a dict that lives as
+    long as the session (a check keeps what it computes once per session there, under its own
+    name). ``GateSession`` is one; a unit test may pass a smaller object."""
+
+    config: Config
+    state: dict[str, Any]
+
+    @property
+    def task(self) -> Task: ...
+
+    @property
+    def facts(self) -> ModelFacts: ...
+
+    @property
+    def encoder(self) -> TextEncoder: ...
+
+    @property
+    def data_hashes(self) -> dict[str, str]: ...
+
+    def runner(self, name: str) -> Runner: ...
+
+    def run(self, name: str) -> BackendRun: ...
+
+    def predict(self, name: str, texts: Sequence[str]) -> np.ndarray: ...
+
+    def thresholds(self, name: str, overrides: Mapping[str, float | int] | None = None
+                   ) -> dict[str, float | int]: ...
+
+    def check(self, name: str, check: str) -> CheckResult: ...
+
+    def context(self) -> BuildContext: ...
 
 
 def builtin_checks(task: str) -> tuple[str, ...]:
     """The checks judged together from one run of a backend, for the task."""
-    return LM_BUILTIN_CHECKS if task == "causal-lm" else BUILTIN_CHECKS
+    return task_spec(task).builtin_checks
 
 
 @dataclass(frozen=True)
@@ -34,14 +81,14 @@ class CheckSpec:
     """A check by name: whether a backend gets it, and where its function lives."""
 
     name: str
-    func: str  # "module:function" taking (GateSession, backend name) -> CheckResult
-    applies: Callable[[GateSession, str], bool]
+    func: str  # "module:function" taking (CheckContext, backend name) -> CheckResult
+    applies: Callable[[CheckContext, str], bool]
     help: str = ""
     tasks: tuple[str, ...] = CLASSIFICATION  # tasks whose backends get it
 
-    def run(self, gate: GateSession, backend: str) -> CheckResult:
+    def run(self, ctx: CheckContext, backend: str) -> CheckResult:
         module, _, attr = self.func.partition(":")
-        result: CheckResult = getattr(importlib.import_module(module), attr)(gate, backend)
+        result: CheckResult = getattr(importlib.import_module(module), attr)(ctx, backend)
         return result
 
 
@@ -50,24 +97,39 @@ EXTRA_CHECKS: dict[str, CheckSpec] = {}
 
 def register(spec: CheckSpec) -> CheckSpec:
     """Add a check; the name becomes the last part of its item ids."""
-    if spec.name in BUILTIN_CHECKS or spec.name in LM_BUILTIN_CHECKS:
+    taken = {c for t in all_tasks().values() for c in t.builtin_checks}
+    if spec.name in taken:
         raise ValueError(f"check name {spec.name!r} is taken by a built-in check")
     EXTRA_CHECKS[spec.name] = spec
     return spec
 
 
-def checks_for(gate: GateSession, backend: str) -> list[str]:
+def checks_for(ctx: CheckContext, backend: str) -> list[str]:
     """Every check a backend gets, built-in first, in registration order."""
-    _load_builtin_specs()
-    task = gate.config.task
+    load_specs()
+    task = ctx.config.task
     return [*builtin_checks(task), *(n for n, s in EXTRA_CHECKS.items()
-                                     if task in s.tasks and s.applies(gate, backend))]
+                                     if task in s.tasks and s.applies(ctx, backend))]
 
 
-def _load_builtin_specs() -> None:
-    """Import the modules that register the project's own extra checks (cheap: specs only)."""
+_LOADED: list[bool] = []
+
+
+def load_specs() -> None:
+    """Import the modules that register the project's own extra checks, then the installed
+    packages' (cheap: specs only). Once per process."""
+    if _LOADED:
+        return
+    _LOADED.append(True)
     for module in _SPEC_MODULES:
         importlib.import_module(module)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINTS):
+        value = ep.load()  # a module registers on import; a spec (or list) is registered here
+        for spec in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(spec, CheckSpec) and spec.name not in EXTRA_CHECKS:
+                register(spec)
 
 
 # Modules whose import registers CheckSpecs. Each must stay import-light (no numpy-heavy work,

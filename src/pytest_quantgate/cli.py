@@ -85,13 +85,9 @@ def _show(path: Path) -> int:
         from .snapshot import RunSnapshot
 
         snap = RunSnapshot.from_dict(data)
-        if snap.task == "causal-lm":
-            from .report.html.page import lm_reference_line
+        from .report.html.views import view_for
 
-            print(f"reference {lm_reference_line(data)}")
-        else:
-            print(f"reference {snap.config.get('reference')} on {snap.config.get('n_inputs')} "
-                  "inputs")
+        print(f"reference {view_for(data).reference_line(data)}")
         columns = verdict_columns(snap.task)
         for line in render(table_rows(snap, columns, with_reference=False),
                            [c.header for c in columns]):

@@ -17,11 +17,12 @@ import tomllib
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
+from .task_registry import all_tasks
 from .thresholds import validate as validate_thresholds
 
 PADDINGS = ("longest", "max_length")  # defined here, not in tasks.batching: no numpy import
 
-TASKS = ("text-classification", "causal-lm")
+TASKS = tuple(all_tasks())  # built-in tasks and installed packages' (task_registry.py)
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
     for key in ("eval", "calibration"):
         if values[key] is not None and not values[key].is_file():
             raise ConfigError(problem(f"{origin[key]}: file", str(values[key]),
-                                      "an existing text or JSONL file" if task == "causal-lm"
-                                      else "an existing JSONL file",
+                                      all_tasks()[task].eval_format,
                                       "fix the path or create the file"))
 
     if values["stride"] > values["window"]:

@@ -75,9 +75,12 @@ def inspect_data(gate: GateSession) -> InspectData | None:
     ref = gate.run(gate.config.reference)
     if ref.logits is None:
         return None
+    from .tasks.classification import classification
+
+    task = classification(gate.task, "inspect")  # per-input logits: a classifier's
     names = [gate.config.reference, *gate.judged()]
-    texts = [e.text for e in gate.examples]
-    labels = gate.labels
+    texts = [e.text for e in task.examples]
+    labels = task.labels
     where = set(texts)
     named = list(dict.fromkeys(gate.config.inspect))
     outside = [t for t in named if t not in where]
@@ -115,16 +118,9 @@ def choose(data: InspectData, failing: list[str], judged: list[str]) -> list[dic
 
 def _run_texts(gate: GateSession, name: str, texts: list[str]) -> np.ndarray | None:
     """Logits of texts outside the eval set; None when the backend cannot run here."""
-    from .tasks.text_classification import predict_logits
-
     if gate.run(name).status != "ok":
         return None
-    cfg = gate.config
     try:
-        logits, _ = predict_logits(gate.runner(name), gate.encoder.encode(texts),
-                                   batch_size=cfg.batch_size, padding=cfg.padding,
-                                   pad_id=gate.encoder.pad_id, max_length=cfg.max_length,
-                                   num_labels=len(gate.facts.labels))
+        return gate.predict(name, texts)
     except Exception:  # the report must still be written; the chart says it was not measured
         return None
-    return logits

@@ -4,9 +4,8 @@ The timing itself is pytest-benchmark's (the plugin hands it ``runner.infer``, w
 the device through the runner's ``_synchronize`` hook); this module only chooses the input and
 summarises the rounds, so it is testable without pytest.
 
-The timed batch is the same on every run of the same eval set: the ``batch_size`` texts whose
-token lengths sit around the median length (ties broken by position), padded as the backend is
-fed in the gate. A typical headline, not the longest one, and never a different one per commit.
+Which batch is timed is the task's choice (``Task.timed_feed``): the same on every run of the
+same eval set, e.g. for classification ``tasks.batching.latency_feed``.
 
 Each round of a backend is paired with a round of the reference backend on the same texts, run
 just before it. A shared VM's speed drifts by tens of percent within seconds and between
@@ -24,32 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .tasks.batching import batches
-from .tasks.tokenizer import Encoded
-
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def typical_indices(lengths: Sequence[int], batch_size: int) -> np.ndarray:
-    """``batch_size`` indices (fewer if there are fewer texts) centred on the median length."""
-    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
-    take = min(batch_size, len(order))
-    start = max(0, min(len(order) - take, len(order) // 2 - take // 2))
-    return np.sort(order[start:start + take])
-
-
-def latency_feed(items: Sequence[Encoded], batch_size: int, *, padding: str, pad_id: int,
-                 max_length: int, static_length: int | None = None,
-                 static_batch: int | None = None) -> dict[str, np.ndarray]:
-    """The feed of one timed batch (rows repeat when the eval set is smaller than the batch)."""
-    chosen = [items[i] for i in typical_indices([len(i.ids) for i in items], batch_size)]
-    while len(chosen) < batch_size:
-        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
-    batch = next(batches(chosen, batch_size=batch_size, padding=padding, pad_id=pad_id,
-                         max_length=max_length, static_length=static_length,
-                         static_batch=static_batch))
-    return batch.feed
 
 
 @dataclass(frozen=True)

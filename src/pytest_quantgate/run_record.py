@@ -43,9 +43,9 @@ def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunS
         "expect_fail": list(cfg.expect_fail), "eval": str(cfg.eval), "model": str(cfg.model),
         # Only what ran: a session that judged nothing (a worker that got no gate item, a -k
         # that selected none) must not start the reference's pass just to describe it.
-        "n_inputs": guard("counting the eval inputs", lambda: gate.n_inputs, None)
+        "n_inputs": guard("counting the eval inputs", lambda: gate.task.n_inputs(), None)
         if gate.ran(cfg.reference) else None,
-        **({"window": cfg.window, "stride": cfg.stride} if cfg.task == "causal-lm" else {})}
+        **guard("the task's configuration", lambda: gate.task.config_record(), {})}
     backends: dict[str, BackendSummary] = {}
     for name in gate.judged():
         backends[name] = guard(f"backend {name!r}", lambda n=name: _judged(  # type: ignore[misc]
@@ -69,10 +69,7 @@ def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunS
 def _summary(gate: GateSession, name: str) -> BackendSummary:
     run = gate.run(name)
     decl = gate.config.decl(name)
-    n = gate.n_inputs if run.status == "ok" else None
-    lm: dict[str, Any] | None = None
-    if run.lm is not None:  # causal LM: the pass's counts, and tokens per second
-        lm = {**run.lm.to_dict(), "ppl": run.lm.ppl}
+    n = gate.task.n_inputs() if run.status == "ok" else None
     return BackendSummary(
         name=name, kind=decl.kind, precision=run.precision, options=dict(decl.options),
         status=run.status, status_reason=run.reason,
@@ -81,8 +78,7 @@ def _summary(gate: GateSession, name: str) -> BackendSummary:
         timing={"predict_seconds": run.seconds, "infer_seconds": run.infer_seconds,
                 "items_per_second": n / run.seconds if n and run.seconds else None,
                 "reference_cached": run.reference_cached},
-        lm=lm, tokens_per_second=(run.lm.tokens / run.seconds
-                                  if run.lm is not None and run.seconds else None))
+        **gate.task.summary(run))  # a causal LM's counts, and tokens per second
 
 
 def _judged(gate: GateSession, name: str) -> BackendSummary:

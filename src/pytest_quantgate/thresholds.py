@@ -139,13 +139,16 @@ def validate(values: Mapping[str, Any], where: str) -> dict[str, float | int]:
     return out
 
 
+# Defaults a task sets beside (or instead of) the classification ones, by precision.
+TASK_DEFAULTS: dict[str, Mapping[str, Mapping[str, float | int]]] = {"causal-lm": LM_DEFAULTS}
+
+
 def resolve(backend: str, precision: str, tables: Mapping[str, Mapping[str, float | int]],
             overrides: Mapping[str, float | int] | None = None, task: str = "text-classification"
             ) -> dict[str, float | int]:
     """Thresholds for one backend: defaults < matching config tables < overrides (marker)."""
     values: dict[str, float | int] = dict(DEFAULTS[precision])
-    if task == "causal-lm":
-        values.update(LM_DEFAULTS[precision])
+    values.update(TASK_DEFAULTS.get(task, {}).get(precision, {}))
     for pattern, table in tables.items():  # globs first, in file order...
         if pattern != backend and fnmatch.fnmatchcase(backend, pattern):
             values.update(table)

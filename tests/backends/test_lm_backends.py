@@ -39,9 +39,9 @@ import pytest_quantgate.backends.torch_runner  # noqa: E402,F401
 import pytest_quantgate.checker  # noqa: E402,F401
 import pytest_quantgate.inspect.determinism  # noqa: E402,F401
 import pytest_quantgate.inspect.int8_coverage  # noqa: E402,F401
-import pytest_quantgate.lm_gate  # noqa: E402,F401
 import pytest_quantgate.run_record  # noqa: E402,F401
 import pytest_quantgate.session  # noqa: E402,F401
+import pytest_quantgate.tasks.lm_gate  # noqa: E402,F401
 from pytest_quantgate import config as qconfig  # noqa: E402
 from pytest_quantgate.backends import registry  # noqa: E402
 from pytest_quantgate.backends.base import Runner  # noqa: E402
@@ -132,7 +132,7 @@ class Kinds:
 
     def perplexity(self, kind: str) -> float:
         if kind not in self.ppl:
-            tally = run_pass(self.get(kind), self.gate.lm_source(), window=WINDOW,
+            tally = run_pass(self.get(kind), self.gate.task.source(), window=WINDOW,
                              stride=STRIDE, batch_size=BATCH, k=3)
             assert tally.nonfinite == 0 and tally.docs > 0
             self.ppl[kind] = tally.ppl
@@ -156,7 +156,7 @@ def kinds(lm: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kinds]:
 def windows(kinds: Kinds) -> list[Window]:
     """The first windows of the eval corpus: some full (WINDOW tokens), some shorter."""
     found = []
-    for w in iter_windows(kinds.gate.lm_source(), WINDOW, STRIDE):
+    for w in iter_windows(kinds.gate.task.source(), WINDOW, STRIDE):
         found.append(w)
         if len(found) == 24:
             break

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import BACKENDS_TOML, LABELS
+from fake_project import BACKENDS_TOML, LABELS
 
 PLANTED = BACKENDS_TOML + """
 [[tool.quantgate.backend]]
@@ -77,7 +77,7 @@ def test_ci_profile_is_derandomised(project, monkeypatch):
 def test_without_hypothesis_the_item_is_skipped_with_the_reason(tmp_path, monkeypatch):
     import sys
 
-    from conftest import write_project
+    from fake_project import write_project
 
     from pytest_quantgate.checks import checks_for
     from pytest_quantgate.config import load, read_table

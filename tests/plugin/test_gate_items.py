@@ -123,7 +123,7 @@ def test_backend_whose_runtime_is_missing_is_skipped_with_the_reason(project, mo
 
 
 def test_broken_backend_is_an_error_not_a_pass(project):
-    from conftest import BACKENDS_TOML
+    from fake_project import BACKENDS_TOML
 
     extra = ('\n[[tool.quantgate.backend]]\nname = "missing-file"\nkind = "onnx"\n'
              'path = "nowhere.onnx"\n')

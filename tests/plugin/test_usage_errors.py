@@ -54,7 +54,7 @@ def test_cli_value_rejected_at_parse_time(project):
 
 def test_unknown_backend_option(project):
     extra = '\n[[tool.quantgate.backend]]\nname = "x"\nkind = "fake"\ndrfit = 1.0\n'
-    from conftest import BACKENDS_TOML
+    from fake_project import BACKENDS_TOML
 
     result = project('backends = ["x"]', backends_toml=BACKENDS_TOML + extra).runpytest(
         "--quantgate")

@@ -105,7 +105,7 @@ def test_the_reference_pass_runs_once_across_processes(tmp_path, monkeypatch):
     import time
 
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    from conftest import write_project
+    from fake_project import write_project
 
     from pytest_quantgate.config import load, read_table
     from pytest_quantgate.session import GateSession

@@ -15,8 +15,9 @@ import pytest
 from pytest_quantgate.backends.base import TensorSpec
 from pytest_quantgate.backends.fake import INPUTS, FakeRunner
 from pytest_quantgate.backends.fake_model import write_fake_model
+from pytest_quantgate.config import PADDINGS
 from pytest_quantgate.errors import BackendError, DataError
-from pytest_quantgate.tasks.batching import PADDINGS, batches, make_feed
+from pytest_quantgate.tasks.batching import batches, make_feed
 from pytest_quantgate.tasks.text_classification import predict_logits, shape_policy
 from pytest_quantgate.tasks.tokenizer import Encoded, TextEncoder
 

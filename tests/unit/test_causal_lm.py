@@ -1,4 +1,4 @@
-"""Unit tests of the causal-LM task (tasks/causal_lm.py, tasks/corpus.py, lm_gate.py).
+"""Unit tests of the causal-LM task (tasks/causal_lm.py, tasks/corpus.py, tasks/lm_gate.py).
 
 The models are numpy: a bigram LM (logits at position p are a table row of token p, so padding
 and window context cannot change a prediction) and a prefix LM (logits at p depend on every
@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from pytest_quantgate.backends.base import BackendInfo, Runner, TensorSpec
 from pytest_quantgate.errors import BackendError, DataError
-from pytest_quantgate.lm_gate import LM_CHECKS, NAN_CAUSE, evaluate_lm, summarize_lm
 from pytest_quantgate.records import CheckResult
 from pytest_quantgate.tasks.causal_lm import (
     ENCODE_CHUNK,
@@ -40,6 +39,7 @@ from pytest_quantgate.tasks.causal_lm import (
     window_batches,
 )
 from pytest_quantgate.tasks.corpus import Document, iter_documents
+from pytest_quantgate.tasks.lm_gate import LM_CHECKS, NAN_CAUSE, evaluate_lm, summarize_lm
 from pytest_quantgate.tasks.lm_reference import ReferenceReader, ReferenceWriter
 from pytest_quantgate.thresholds import resolve
 

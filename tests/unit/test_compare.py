@@ -310,8 +310,8 @@ def test_a_report_keeps_and_reads_the_accepted_runs(tmp_path: Path,
 
 
 def test_a_slowdown_must_show_in_a_second_timing() -> None:
+    from pytest_quantgate.compare.comparison import CompareState
     from pytest_quantgate.latency import LatencyStats
-    from pytest_quantgate.plugin.comparing import CompareState
 
     base = _paired(0, 1.0, 0.5)
     run = summarize(_report(0.98, [0.01] * 5), "base.json")

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_quantgate.checks import BUILTIN_CHECKS as CHECKS
+from pytest_quantgate.checks import builtin_checks
 from pytest_quantgate.gate import evaluate, summarize
 from pytest_quantgate.records import SCHEMA, VERDICTS, CheckResult, Measure, Worst
 from pytest_quantgate.report.diagnosis import diagnosis
 from pytest_quantgate.thresholds import resolve
+
+CHECKS = builtin_checks("text-classification")
 
 NAMES = ("neg", "neu", "pos")
 N = 20

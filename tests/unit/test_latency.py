@@ -12,13 +12,8 @@ import pytest
 
 from pytest_quantgate.config import FIELD_BY_KEY, load
 from pytest_quantgate.errors import ConfigError
-from pytest_quantgate.latency import (
-    LatencyStats,
-    latency_feed,
-    peak_rss_bytes,
-    reset_peak,
-    typical_indices,
-)
+from pytest_quantgate.latency import LatencyStats, peak_rss_bytes, reset_peak
+from pytest_quantgate.tasks.batching import latency_feed, typical_indices
 from pytest_quantgate.tasks.tokenizer import Encoded
 
 

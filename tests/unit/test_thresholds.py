@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from pytest_quantgate.backends.base import PRECISIONS
-from pytest_quantgate.checks import BUILTIN_CHECKS as CHECKS
+from pytest_quantgate.checks import builtin_checks
 from pytest_quantgate.errors import ConfigError
 from pytest_quantgate.thresholds import DEFAULTS, KEYS, resolve, validate
+
+CHECKS = builtin_checks("text-classification")
 
 WHERE = "marker quantgate"
 
@@ -46,9 +48,9 @@ def test_lower_precisions_are_looser() -> None:
 def test_keys_belong_to_known_checks() -> None:
     import pytest_quantgate.adversarial.specs  # noqa: F401  (registers the adversarial check)
     import pytest_quantgate.inspect.specs  # noqa: F401  (registers the diagnostic checks)
-    from pytest_quantgate.checks import EXTRA_CHECKS, LM_BUILTIN_CHECKS
+    from pytest_quantgate.checks import EXTRA_CHECKS
 
-    assert {k.check for k in KEYS.values()} <= {*CHECKS, *LM_BUILTIN_CHECKS, *EXTRA_CHECKS}
+    assert {k.check for k in KEYS.values()} <= {*CHECKS, *builtin_checks("causal-lm"), *EXTRA_CHECKS}
     assert {"determinism", "int8-coverage", "calibration"} <= {k.check for k in KEYS.values()}
     assert all(k.op in ("<=", ">=", "param") for k in KEYS.values())
     assert all(k.help for k in KEYS.values())

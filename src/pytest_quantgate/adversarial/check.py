@@ -11,17 +11,16 @@ each backend; Hypothesis then searches and shrinks with per-input calls only aro
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import metrics as m
+from ..checks import CheckContext
 from ..errors import BackendUnavailable
 from ..gate import _topk, summarize
 from ..records import CheckResult, Measure, Worst
-from ..session import GateSession
 from .search import Plan, generate, plan_for, search
 
 CHECK = "adversarial"
@@ -38,10 +37,7 @@ class Corpus:
     seconds: float
 
 
-_CORPORA: weakref.WeakKeyDictionary[GateSession, Corpus] = weakref.WeakKeyDictionary()
-
-
-def check(gate: GateSession, backend: str) -> CheckResult:
+def check(gate: CheckContext, backend: str) -> CheckResult:
     try:
         from ..strategies import adversarial_texts
     except ImportError as exc:
@@ -49,15 +45,14 @@ def check(gate: GateSession, backend: str) -> CheckResult:
             f"the adversarial check needs Hypothesis ({exc}); install it with pip install "
             "'pytest-quantgate[adversarial]', or set adversarial_max_examples = 0") from None
     runner = gate.runner(backend)
-    corpus = _CORPORA.get(gate)
+    corpus: Corpus | None = gate.state.get(CHECK)  # generated once per session
     if corpus is None:
         start = time.perf_counter()
         plan = plan_for(gate.config)
         strategy = _strategy(gate, adversarial_texts)
         texts = generate(strategy, seed=plan.seed, max_examples=plan.max_examples)
         ref = gate.predict(gate.config.reference, texts)
-        corpus = _CORPORA[gate] = Corpus(plan, texts, ref,
-                                         time.perf_counter() - start)
+        corpus = gate.state[CHECK] = Corpus(plan, texts, ref, time.perf_counter() - start)
     start = time.perf_counter()
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
@@ -103,17 +98,16 @@ def margins(ref: np.ndarray) -> np.ndarray:
     return probs[:, -1] - probs[:, -2] if probs.shape[1] > 1 else np.ones(len(probs))
 
 
-def _strategy(gate: GateSession, adversarial_texts: Any) -> Any:
-    # A causal LM's documents can be long: words of the first ones are vocabulary enough.
-    texts = gate.sample_texts(200 if gate.is_lm else None)
-    words = [w for t in texts for w in t.split()]
-    return adversarial_texts(vocabulary=words, max_length=gate.text_length)
+def _strategy(gate: CheckContext, adversarial_texts: Any) -> Any:
+    # The task's sample: a long corpus's first documents are vocabulary enough.
+    words = [w for t in gate.task.sample_texts() for w in t.split()]
+    return adversarial_texts(vocabulary=words, max_length=gate.task.text_length)
 
 
-def _record(gate: GateSession, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
+def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
             thr: dict[str, float | int], outcome: Any, rows: dict[str, tuple[np.ndarray, np.ndarray]],
             seconds: float, out_of_time: bool) -> CheckResult:
-    names, k, n = gate.class_names, int(thr["topk"]), len(corpus.texts)
+    names, k, n = gate.task.class_names, int(thr["topk"]), len(corpus.texts)
     ref = corpus.ref
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     diff = np.where(np.isfinite(out).all(axis=1), diff, np.inf)

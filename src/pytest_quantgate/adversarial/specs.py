@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from ..checks import CheckSpec, register
 
 if TYPE_CHECKING:
-    from ..session import GateSession
+    from ..checks import CheckContext
 
 
-def _applies(gate: GateSession, backend: str) -> bool:
+def _applies(gate: CheckContext, backend: str) -> bool:
     return backend != gate.config.reference and gate.config.adversarial_max_examples > 0
 
 

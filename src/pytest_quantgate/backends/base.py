@@ -22,6 +22,13 @@ from ..errors import BackendError, problem
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
+def read_as_int32(array: np.ndarray) -> np.ndarray:
+    """An int64 buffer read as int32, as a runtime handed the raw pointer does: the flat
+    buffer's first ``size`` int32 values (little-endian: id, 0, id, 0, ...), in the same shape."""
+    flat = np.ascontiguousarray(array, dtype=np.int64).reshape(-1).view(np.int32)
+    return flat[: array.size].reshape(array.shape).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One declared input or output: name, numpy dtype name and shape (None = dynamic dim)."""

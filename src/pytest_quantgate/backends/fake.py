@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BackendError, problem
-from .base import BackendInfo, Runner, TensorSpec
+from .base import BackendInfo, Runner, TensorSpec, read_as_int32
 from .registry import BackendDecl, BuildContext
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -59,8 +59,6 @@ class FakeRunner(Runner):
     def _infer_impl(self, feed: dict[str, np.ndarray]) -> Mapping[str, Any]:
         mask, types = feed["attention_mask"], feed["token_type_ids"]
         if self.options.get("raw_int32"):
-            from ..inspect.probes import read_as_int32
-
             feed = {k: read_as_int32(v) for k, v in feed.items()}
             mask, types = feed["attention_mask"], feed["token_type_ids"]
         ids = feed["input_ids"].astype(np.int64) % self._emb.shape[0]

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from ..session import GateSession
 
 CHECK = "calibration"
 TINY = 100  # fewer calibration texts than this draw a warning (ORT suggests hundreds)
@@ -100,14 +100,15 @@ def similarity(texts: Sequence[str], cap: int = 300) -> float:
     return float(np.mean([len(a & b) / max(len(a | b), 1) for a, b in pairs]))
 
 
-def check(gate: GateSession, backend: str) -> CheckResult:
+def check(gate: CheckContext, backend: str) -> CheckResult:
     import onnx
     import onnxruntime as ort
 
     from ..tasks.batching import batches
+    from ..tasks.classification import classification
     from ..tasks.data import read_examples
 
-    cfg = gate.config
+    cfg, task = gate.config, classification(gate.task, CHECK)
     runner = gate.runner(backend)
     model_file = getattr(runner, "model_file", None)
     if model_file is None or cfg.calibration is None:
@@ -130,12 +131,12 @@ def check(gate: GateSession, backend: str) -> CheckResult:
                              pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
             yield batch.feed
 
-    golden = clipping(session, feeds(gate.encoded), ranges)
+    golden = clipping(session, feeds(task.encoded), ranges)
     calib = clipping(session, feeds(gate.encoder.encode(texts)), ranges)
     worst = sorted(golden, key=lambda n: -golden[n])[:3]
     rate = golden[worst[0]]
     limit = float(gate.thresholds(backend)["max_clipping_rate"])
-    n = len(gate.examples)
+    n = len(task.examples)
     sim = similarity(texts)
     notes = []
     if len(texts) < TINY:
@@ -150,8 +151,8 @@ def check(gate: GateSession, backend: str) -> CheckResult:
                 Measure("calibration_set_clipping_rate", max(calib.values()), None, "<=", True,
                         len(texts))]
     run = gate.run(backend)
-    if run.logits is not None and gate.labels is not None:
-        acc = float((np.argmax(run.logits, axis=1) == gate.labels).mean())
+    if run.logits is not None and task.labels is not None:
+        acc = float((np.argmax(run.logits, axis=1) == task.labels).mean())
         measures.append(Measure("golden_accuracy", acc, None, ">=", True, n))
     listed = ", ".join(f"{name} {golden[name]:.1%}" for name in worst)
     details: dict[str, Any] = {

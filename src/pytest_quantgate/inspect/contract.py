@@ -15,20 +15,20 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from ..session import GateSession
-from .probes import agreement, column_permutation, feed_candidates, logits_of, make_probe
+from .probes import PROBE_SIZE, agreement, column_permutation, feed_candidates, logits_of
 
 CHECK = "contract"
 
 
-def check(gate: GateSession, backend: str) -> CheckResult:
+def check(gate: CheckContext, backend: str) -> CheckResult:
     runner = gate.runner(backend)
     labels = gate.facts.labels
     specs = runner.input_specs()
     notes: list[str] = []
     causes: list[str] = []
-    probe = make_probe(gate, runner)
+    probe = gate.task.probe(runner, PROBE_SIZE)
     n = len(probe.rows)
     outputs = runner.infer(probe.feed)
     notes += _input_notes(specs, runner.casts, runner.dropped_inputs)
@@ -78,7 +78,7 @@ def _input_notes(specs: Any, casts: Any, dropped: set[str]) -> list[str]:
     return notes
 
 
-def _reference_rows(gate: GateSession, probe: Any) -> np.ndarray:
+def _reference_rows(gate: CheckContext, probe: Any) -> np.ndarray:
     """The reference's logits of the probe rows, from its (cached) run over the eval set."""
     run = gate.run(gate.config.reference)
     if run.logits is None:
@@ -88,7 +88,7 @@ def _reference_rows(gate: GateSession, probe: Any) -> np.ndarray:
     return np.asarray(run.logits, dtype=np.float64)[probe.rows]
 
 
-def _explain(gate: GateSession, backend: str, probe: Any, ref: np.ndarray, out: np.ndarray,
+def _explain(gate: CheckContext, backend: str, probe: Any, ref: np.ndarray, out: np.ndarray,
              need: float) -> tuple[str | None, float]:
     """The wiring fault that restores agreement, and the agreement it restores."""
     # A cause must restore agreement to within the backend's own mean |logit diff| threshold:
@@ -124,7 +124,7 @@ def _explain(gate: GateSession, backend: str, probe: Any, ref: np.ndarray, out: 
     return text, top1
 
 
-def _label_map(gate: GateSession, runner: Any) -> list[str]:
+def _label_map(gate: CheckContext, runner: Any) -> list[str]:
     """Label metadata an ONNX artifact carries (metadata_props id2label) against config.json."""
     path = getattr(runner, "model_file", None)
     if path is None:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from ..session import GateSession
-from .probes import logits_of, make_probe
+from .probes import PROBE_SIZE, logits_of
 
 CHECK = "determinism"
 
 
-def check(gate: GateSession, backend: str) -> CheckResult:
+def check(gate: CheckContext, backend: str) -> CheckResult:
     runner = gate.runner(backend)
-    probe = make_probe(gate, runner)
+    probe = gate.task.probe(runner, PROBE_SIZE)
     n = len(probe.rows)
     first = logits_of(runner, {k: v.copy() for k, v in probe.feed.items()}, n)
     second = logits_of(runner, {k: v.copy() for k, v in probe.feed.items()}, n)

@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from ..session import GateSession
 
 CHECK = "int8-coverage"
 FLOAT_MATMULS = ("MatMul", "Gemm", "Conv", "Attention")
@@ -54,7 +54,7 @@ def counts_of(details: Mapping[str, Any], model_file: str | None
     return None
 
 
-def check(gate: GateSession, backend: str) -> CheckResult:
+def check(gate: CheckContext, backend: str) -> CheckResult:
     runner = gate.runner(backend)
     model_file = getattr(runner, "model_file", None)
     counts = counts_of(runner.describe().details, str(model_file) if model_file else None)

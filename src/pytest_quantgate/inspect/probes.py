@@ -10,71 +10,18 @@ plain outputs do not agree. Pure numpy; runners are only called.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..backends.base import read_as_int32
+
 if TYPE_CHECKING:
     from ..backends.base import Runner
-    from ..session import GateSession
 
-PROBE_SIZE = 32
-LM_PROBE_WINDOWS = 8
+PROBE_SIZE = 32  # eval inputs a diagnostic check probes a backend on (Task.probe)
 Transform = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A batch of golden rows (indices into the eval set) and its feed."""
-
-    rows: np.ndarray
-    feed: dict[str, np.ndarray]
-
-
-def read_as_int32(array: np.ndarray) -> np.ndarray:
-    """An int64 buffer read as int32, as a runtime handed the raw pointer does: the flat
-    buffer's first ``size`` int32 values (little-endian: id, 0, id, 0, ...), in the same shape."""
-    flat = np.ascontiguousarray(array, dtype=np.int64).reshape(-1).view(np.int32)
-    return flat[: array.size].reshape(array.shape).astype(np.int64)
-
-
-def make_probe(gate: GateSession, runner: Runner, size: int = PROBE_SIZE) -> Probe:
-    """Up to ``size`` golden rows spread over the token lengths, padded as the backend needs."""
-    from ..tasks.batching import batches
-    from ..tasks.text_classification import shape_policy
-
-    if gate.is_lm:  # a window is up to 128+ positions: 8 of them probe as much as 32 texts
-        return _lm_probe(gate, runner, min(size, LM_PROBE_WINDOWS))
-    encoded = gate.encoded
-    order = np.argsort([len(e.ids) for e in encoded], kind="stable")
-    pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
-    shapes = shape_policy(runner, "longest", len(pick))
-    if shapes.static_batch:
-        pick = pick[: shapes.static_batch]
-    chosen = [encoded[i] for i in pick]
-    batch = next(iter(batches(chosen, batch_size=len(chosen), padding="longest",
-                              pad_id=gate.encoder.pad_id, max_length=gate.config.max_length,
-                              static_length=shapes.static_length,
-                              static_batch=shapes.static_batch)))
-    rows = pick[batch.indices]
-    return Probe(rows, batch.feed)
-
-
-def _lm_probe(gate: GateSession, runner: Runner, size: int) -> Probe:
-    """A causal LM's first ``size`` windows of the eval corpus, as one batch."""
-    from itertools import islice
-
-    from ..tasks.causal_lm import iter_windows, make_lm_feed
-    from ..tasks.text_classification import shape_policy
-
-    cfg = gate.config
-    shapes = shape_policy(runner, "longest", size)
-    windows = list(islice(iter_windows(gate.lm_source(), cfg.window, cfg.stride),
-                          shapes.static_batch or size))
-    feed = make_lm_feed(windows, gate.encoder.pad_id, shapes.static_length, shapes.static_batch)
-    return Probe(np.arange(len(windows)), feed)
 
 
 def logits_of(runner: Runner, feed: Mapping[str, np.ndarray], n: int) -> np.ndarray:

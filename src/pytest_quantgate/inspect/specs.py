@@ -10,22 +10,22 @@ from typing import TYPE_CHECKING
 from ..checks import CheckSpec, register
 
 if TYPE_CHECKING:
-    from ..session import GateSession
+    from ..checks import CheckContext
 
 _HERE = "pytest_quantgate.inspect"
 # contract and calibration read labels and classification batches; a causal LM gets the rest
 BOTH = ("text-classification", "causal-lm")
 
 
-def _not_reference(gate: GateSession, backend: str) -> bool:
+def _not_reference(gate: CheckContext, backend: str) -> bool:
     return backend != gate.config.reference
 
 
-def _int8(gate: GateSession, backend: str) -> bool:
+def _int8(gate: CheckContext, backend: str) -> bool:
     return _not_reference(gate, backend) and gate.config.decl(backend).precision == "int8"
 
 
-def _static_int8(gate: GateSession, backend: str) -> bool:
+def _static_int8(gate: CheckContext, backend: str) -> bool:
     return _not_reference(gate, backend) and gate.config.decl(backend).kind == "onnx-int8-static"
 
 

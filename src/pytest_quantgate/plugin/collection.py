@@ -6,25 +6,10 @@ from typing import Any
 
 import pytest
 
+from .items import DiagnosisItem, QuantgateFailure
 from .state import STATE_KEY, State
 
-
-class QuantgateFailure(Exception):
-    """A gate check failed; its text is the diagnosis."""
-
-
-class DiagnosisItem(pytest.Item):
-    """Shared by every gate item: a failure shows its diagnosis, not a traceback, and the
-    report location has a line (skip marks such as --benchmark-only need one)."""
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, QuantgateFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, 0, self.nodeid
+__all__ = ["DiagnosisItem", "GateCollector", "QuantgateFailure"]
 
 
 class GateCollector(pytest.Collector):

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from ..compare.comparison import CompareState
     from ..config import Config
     from ..session import GateSession
     from ..snapshot import RunSnapshot
-    from .comparing import CompareState
 
 
 @dataclass

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import PADDINGS
 from .tokenizer import Encoded
 
-__all__ = ["PADDINGS", "Batch", "batches", "make_feed"]
+__all__ = ["Batch", "batches", "latency_feed", "make_feed", "typical_indices"]
 
 
 
@@ -78,3 +77,28 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((rows, *array.shape[1:]), dtype=array.dtype)
     out[: array.shape[0]] = array
     return out
+
+
+# -- the timed batch ---------------------------------------------------------------------------
+# The same on every run of the same eval set: the ``batch_size`` texts whose token lengths sit
+# around the median length (ties broken by position), padded as the backend is fed in the gate.
+# A typical headline, not the longest one, and never a different one per commit.
+def typical_indices(lengths: Sequence[int], batch_size: int) -> np.ndarray:
+    """``batch_size`` indices (fewer if there are fewer texts) centred on the median length."""
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    take = min(batch_size, len(order))
+    start = max(0, min(len(order) - take, len(order) // 2 - take // 2))
+    return np.sort(order[start:start + take])
+
+
+def latency_feed(items: Sequence[Encoded], batch_size: int, *, padding: str, pad_id: int,
+                 max_length: int, static_length: int | None = None,
+                 static_batch: int | None = None) -> dict[str, np.ndarray]:
+    """The feed of one timed batch (rows repeat when the eval set is smaller than the batch)."""
+    chosen = [items[i] for i in typical_indices([len(i.ids) for i in items], batch_size)]
+    while len(chosen) < batch_size:
+        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
+    batch = next(batches(chosen, batch_size=batch_size, padding=padding, pad_id=pad_id,
+                         max_length=max_length, static_length=static_length,
+                         static_batch=static_batch))
+    return batch.feed

@@ -31,7 +31,7 @@ import numpy as np
 from ..backends.base import Runner
 from ..errors import BackendError, DataError, problem
 from ..metrics import perplexity
-from .lm_reference import ReferenceReader, ReferenceWriter
+from .lm_reference import BatchScores, ReferenceReader, ReferenceWriter
 
 TASK = "causal-lm"
 INPUT_NAMES = ("input_ids", "attention_mask")
@@ -133,18 +133,6 @@ def make_lm_feed(group: Sequence[Window], pad_id: int, static_length: int | None
 
 
 # -- per-batch reduction ----------------------------------------------------------------------
-@dataclass
-class BatchScores:
-    """A batch of logits reduced to what the gate keeps: per scored position its negative
-    log-likelihood and top-k token ids (top-1 first); per final position the whole row."""
-
-    nll: np.ndarray  # float64 (rows,)
-    top: np.ndarray  # int32 (rows, k)
-    final: np.ndarray  # float32 (finals, vocab)
-    row_doc: np.ndarray  # int64 (rows,)
-    final_doc: np.ndarray  # int64 (finals,)
-
-
 def topk_ids(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest values per row, largest first (NaN counts as -inf)."""
     x = np.where(np.isnan(x), -np.inf, x)

@@ -11,18 +11,28 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..atomic import TMP, remove_orphans, write_json_atomic
 from ..errors import DataError, problem
 
-if TYPE_CHECKING:
-    from .causal_lm import BatchScores
-
 _FILES = {"nll": np.float64, "top": np.int32, "final": np.float32}
+
+
+@dataclass
+class BatchScores:
+    """A batch of logits reduced to what the gate keeps: per scored position its negative
+    log-likelihood and top-k token ids (top-1 first); per final position the whole row."""
+
+    nll: np.ndarray  # float64 (rows,)
+    top: np.ndarray  # int32 (rows, k)
+    final: np.ndarray  # float32 (finals, vocab)
+    row_doc: np.ndarray  # int64 (rows,)
+    final_doc: np.ndarray  # int64 (finals,)
 
 
 class ReferenceWriter:

@@ -8,6 +8,7 @@ from ...snapshot import BackendSummary, RunSnapshot
 from .. import columns
 from . import sections
 from .charts import esc
+from .views import CLASSIFICATION, view_for
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 16px}
@@ -28,18 +29,16 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def render_page(report: dict[str, Any]) -> str:
-    labels = [str(x) for x in report.get("labels") or []]
     backends: dict[str, Any] = report.get("backends") or {}
-    lm = sections.is_lm(report)
-    # a causal LM has no classes: perplexity replaces the per-input logits and flip matrices
-    lm_reference = str((report.get("config") or {}).get("reference", "")) if lm else None
-    body = [header(report), verdict_table(report),
-            sections.perplexity(report) if lm else sections.inspected(report),
+    view = view_for(report)
+    body = [header(report), verdict_table(report), view.data_section(report),
             '<h2 id="backends">Per backend</h2>']
-    body += [sections.backend(name, entry, labels, lm_reference) for name, entry in backends.items()]
-    if not labels and backends and not lm:
+    body += [sections.backend(name, entry, view.backend_detail(name, entry, report))
+             for name, entry in backends.items()]
+    if not report.get("labels") and backends and view is CLASSIFICATION:
         body.append(sections.not_measured("label names (report version 1): flip matrices need them"))
-    body += [sections.tradeoffs(report), sections.comparison(report), unmeasured(report)]
+    body += [sections.tradeoffs(report, view.quality_label, view.quality),
+             sections.comparison(report), unmeasured(report)]
     title = f"quantgate report · {(report.get('config') or {}).get('reference', '')}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -49,14 +48,12 @@ def render_page(report: dict[str, Any]) -> str:
 
 def header(report: dict[str, Any]) -> str:
     m = report.get("manifest") or {}
-    cfg = report.get("config") or {}
     git = m.get("git") or {}
     machine = m.get("machine") or {}
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     data = ", ".join(f"{k} {str(v)[:16]}" for k, v in (m.get("data_sha256") or {}).items())
     commit = f"{str(git.get('commit') or 'unknown')[:12]}{' (dirty)' if git.get('dirty') else ''}"
-    rows = [("reference", lm_reference_line(report) if sections.is_lm(report)
-             else f"{cfg.get('reference')} on {cfg.get('n_inputs')} inputs"),
+    rows = [("reference", view_for(report).reference_line(report)),
             ("summary", report.get("summary", "")),
             ("model sha256", str(m.get("model_sha256") or "")[:16]), ("data sha256", data),
             ("commit", commit), ("packages", packages),
@@ -67,25 +64,6 @@ def header(report: dict[str, Any]) -> str:
             ("report", f"{report.get('format')} version {report.get('version')}")]
     cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return f'<h1>quantgate report</h1><table class="manifest">{cells}</table>'
-
-
-def lm_reference_line(report: dict[str, Any]) -> str:
-    """Causal LM: "REF on N documents (T tokens, perplexity P)"."""
-    cfg = report.get("config") or {}
-    lm = (report.get("reference") or {}).get("lm") or {}
-    docs = sections.number(lm.get("docs"))
-    tokens = sections.number(lm.get("tokens"))
-    ppl = sections.reference_ppl(report)
-    return (f"{cfg.get('reference')} on {cfg.get('n_inputs') if docs is None else f'{docs:.0f}'} "
-            f"documents ({'tokens not recorded' if tokens is None else f'{tokens:.0f} tokens'}, "
-            f"perplexity {'not measured' if ppl is None else f'{ppl:.4g}'})")
-
-
-def lm_cells(v: dict[str, Any]) -> list[str]:
-    """Causal LM: ppl, ppl Δ, next-token top-1, top-k overlap, max |Δ| at the final positions,
-    as the verdict table's columns show them (``report/columns.py``)."""
-    entry = BackendSummary("", metrics=dict(v))
-    return [c.cell(entry) for c in columns.CAUSAL_LM]
 
 
 def _p50(entry: BackendSummary) -> str:
@@ -126,9 +104,7 @@ def unmeasured(report: dict[str, Any]) -> str:
         gaps.append("adversarial slice (no adversarial check ran)")
     if not report.get("comparison"):
         gaps.append("baseline comparison (--quantgate-compare)")
-    if sections.is_lm(report):
-        gaps.append("per-input logits, |logit diff| histograms and flip matrices (a causal LM "
-                    "has no classes: next-token agreement is in the verdict table)")
+    gaps += view_for(report).gaps
     missing = sorted({f"{n}: {c.get('check')}" for n, e in backends.items()
                       for c in e.get("checks") or [] if c.get("verdict") == "missing"})
     items = "".join(f"<li>{esc(g)}</li>" for g in [*gaps, *missing])

@@ -7,6 +7,7 @@ an empty chart.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..columns import number, signed_pct
@@ -18,11 +19,6 @@ TOPK = 3
 
 def not_measured(text: str) -> str:
     return f'<p class="not-measured">Not measured: {esc(text)}</p>'
-
-
-def is_lm(report: dict[str, Any]) -> bool:
-    """A causal LM's report: perplexity and next-token measures, no labels, no drift."""
-    return (report.get("config") or {}).get("task") == "causal-lm"
 
 
 def reference_ppl(report: dict[str, Any]) -> float | None:
@@ -149,33 +145,35 @@ def legend(names: list[str]) -> str:
     return '<div class="legend">' + "".join(keys) + "</div>"
 
 
-def backend(name: str, entry: dict[str, Any], labels: list[str], lm_reference: str | None = None
-            ) -> str:
-    """One backend: verdict, |logit diff| histogram, flip matrix, checks, calibration. For a
-    causal LM (``lm_reference``, the reference's name) a perplexity summary replaces the drift."""
+def drift_detail(name: str, entry: dict[str, Any], labels: list[str]) -> str:
+    """Classification, one backend: |logit diff| histogram and flip matrix."""
+    drift = entry.get("drift")
+    if drift is None:
+        why = (entry.get("status_reason") or "the backend did not run" if "drift" in entry
+               else "drift data (report version 1)")
+        return not_measured(str(why))
+    out: list[str] = []
+    hist = drift["histogram"]
+    limit = (entry.get("thresholds") or {}).get("max_abs_logit")
+    out.append('<div class="row">' + charts.histogram(
+        hist["counts"], hist["log10_min"], hist["log10_step"], limit,
+        label=f"|logit diff| distribution of {name}", nonfinite=hist.get("nonfinite", 0))
+        .replace('class="chart"', 'class="chart hist"'))
+    out.append(charts.heatmap(drift["flips"], labels, label=f"flip matrix of {name}")
+               .replace('class="chart"', 'class="chart flips"') + "</div>")
+    flips = sum(c for i, r in enumerate(drift["flips"]) for j, c in enumerate(r) if i != j)
+    out.append(f'<p class="note">{flips} inputs change their top-1 label.</p>')
+    return "".join(out)
+
+
+def backend(name: str, entry: dict[str, Any], detail: str) -> str:
+    """One backend: verdict, the task's detail (``views.py``: drift charts, or a perplexity
+    summary), checks, calibration."""
     verdict = str(entry.get("verdict", ""))
     cls = "pass" if verdict == "PASS" else "fail"
     out = [f'<section class="backend" id="backend-{esc(name)}"><h3>{esc(name)} '
            f'<span class="verdict {cls}">{esc(verdict)}</span></h3>',
-           f'<p class="reason">{esc(entry.get("reason") or "")}</p>']
-    drift = entry.get("drift")
-    if lm_reference is not None:
-        out.append(lm_summary(name, entry, lm_reference))
-    elif drift is None:
-        why = (entry.get("status_reason") or "the backend did not run" if "drift" in entry
-               else "drift data (report version 1)")
-        out.append(not_measured(str(why)))
-    else:
-        hist = drift["histogram"]
-        limit = (entry.get("thresholds") or {}).get("max_abs_logit")
-        out.append('<div class="row">' + charts.histogram(
-            hist["counts"], hist["log10_min"], hist["log10_step"], limit,
-            label=f"|logit diff| distribution of {name}", nonfinite=hist.get("nonfinite", 0))
-            .replace('class="chart"', 'class="chart hist"'))
-        out.append(charts.heatmap(drift["flips"], labels, label=f"flip matrix of {name}")
-                   .replace('class="chart"', 'class="chart flips"') + "</div>")
-        flips = sum(c for i, r in enumerate(drift["flips"]) for j, c in enumerate(r) if i != j)
-        out.append(f'<p class="note">{flips} inputs change their top-1 label.</p>')
+           f'<p class="reason">{esc(entry.get("reason") or "")}</p>', detail]
     checks = entry.get("checks") or []
     rows = "".join(f"<tr><td>{esc(c.get('check'))}</td><td class=\"v-{esc(c.get('verdict'))}\">"
                    f"{esc(c.get('verdict'))}</td><td>{esc(c.get('reason'))}</td></tr>"
@@ -194,22 +192,12 @@ def backend(name: str, entry: dict[str, Any], labels: list[str], lm_reference: s
     return "".join(out) + "</section>"
 
 
-def tradeoffs(report: dict[str, Any]) -> str:
-    """Size and latency against top-1 agreement (a causal LM: the perplexity change, in %),
-    one point per backend."""
+def tradeoffs(report: dict[str, Any], y_label: str,
+              quality: Callable[[dict[str, Any]], float | None]) -> str:
+    """Size and latency against the task's quality measure (``views.py``), one point per
+    backend."""
     backends: dict[str, Any] = report.get("backends") or {}
     out = ['<h2 id="tradeoffs">Size and latency against quality</h2>']
-    if is_lm(report):
-        y_label = "perplexity change (%, lower is better)"
-
-        def quality(e: dict[str, Any]) -> float | None:
-            delta = number((e.get("metrics") or {}).get("ppl_delta"))
-            return None if delta is None else delta * 100
-    else:
-        y_label = "top-1 agreement"
-
-        def quality(e: dict[str, Any]) -> float | None:
-            return (e.get("metrics") or {}).get("top1_agreement")
     sized = [(n, e["info"]["size_bytes"] / 1e6, y) for n, e in backends.items()
              if (e.get("info") or {}).get("size_bytes") and (y := quality(e)) is not None]
     out.append(charts.scatter(sized, x_label="size on disk (MB)", y_label=y_label,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from . import metrics as m
-from .gate import _describe
-from .records import CheckResult, Measure, Worst
-from .tasks.causal_lm import Tally, WorstDoc
-from .thresholds import KEYS
+from .. import metrics as m
+from ..gate import _describe
+from ..records import CheckResult, Measure, Worst
+from ..thresholds import KEYS
+from .causal_lm import Tally, WorstDoc
 
 LM_CHECKS = ("ppl", "next-token")
 NAN_CAUSE = ("(FP16 overflow in LayerNorm or softmax, or an attention mask the backend cannot "

@@ -1,0 +1,73 @@
+"""What of the page differs by task, one ``TaskView`` per task name: the reference line, the
+data section (inputs and their logits, or perplexity bars), each backend's detail (drift, or
+a perplexity summary), the quality axis of the trade-off charts, and the gaps it always has.
+
+The page asks ``view_for(report)`` and never which task it draws. A view renders the report's
+plain values, so it imports nothing from the engine (a task's own module cannot be asked);
+a task without a view here is drawn with the classification view's generic parts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..columns import number
+from . import sections
+
+Report = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskView:
+    reference_line: Callable[[Report], str]
+    data_section: Callable[[Report], str]
+    backend_detail: Callable[[str, Report, Report], str]  # (name, entry, report) -> html
+    quality_label: str  # the trade-off charts' y axis
+    quality: Callable[[Report], float | None]  # of a backend's entry
+    gaps: tuple[str, ...] = ()  # "not measured" lines every report of the task has
+
+
+def _classification_reference(report: Report) -> str:
+    cfg = report.get("config") or {}
+    return f"{cfg.get('reference')} on {cfg.get('n_inputs')} inputs"
+
+
+def _lm_reference(report: Report) -> str:
+    """Causal LM: "REF on N documents (T tokens, perplexity P)"."""
+    cfg = report.get("config") or {}
+    lm = (report.get("reference") or {}).get("lm") or {}
+    docs, tokens = number(lm.get("docs")), number(lm.get("tokens"))
+    ppl = sections.reference_ppl(report)
+    return (f"{cfg.get('reference')} on {cfg.get('n_inputs') if docs is None else f'{docs:.0f}'} "
+            f"documents ({'tokens not recorded' if tokens is None else f'{tokens:.0f} tokens'}, "
+            f"perplexity {'not measured' if ppl is None else f'{ppl:.4g}'})")
+
+
+def _drift(name: str, entry: Report, report: Report) -> str:
+    return sections.drift_detail(name, entry, [str(x) for x in report.get("labels") or []])
+
+
+def _lm_summary(name: str, entry: Report, report: Report) -> str:
+    return sections.lm_summary(name, entry, str((report.get("config") or {}).get("reference", "")))
+
+
+def _ppl_change(entry: Report) -> float | None:
+    delta = number((entry.get("metrics") or {}).get("ppl_delta"))
+    return None if delta is None else delta * 100
+
+
+CLASSIFICATION = TaskView(
+    _classification_reference, sections.inspected, _drift, "top-1 agreement",
+    lambda e: number((e.get("metrics") or {}).get("top1_agreement")))
+CAUSAL_LM = TaskView(
+    _lm_reference, sections.perplexity, _lm_summary, "perplexity change (%, lower is better)",
+    _ppl_change, gaps=("per-input logits, |logit diff| histograms and flip matrices (a causal "
+                       "LM has no classes: next-token agreement is in the verdict table)",))
+VIEWS = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM}
+
+
+def view_for(report: Report) -> TaskView:
+    return VIEWS.get(str((report.get("config") or {}).get("task") or "text-classification"),
+                     CLASSIFICATION)

@@ -1,0 +1,261 @@
+"""The text-classification task: labelled JSONL texts in memory, logits per text, judged on
+logits, top-k and accuracy (gate.py). See tasks/base.py for what a task is to the gate."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import write_bytes_atomic, write_json_atomic
+from ..backends.base import BackendInfo, Runner
+from ..backends.registry import BuildContext
+from ..errors import BackendUnavailable, ConfigError, DataError, problem
+from ..gate import evaluate
+from .base import BackendRun, CheckReport, Judged, Probe, Session
+from .batching import Batch, batches, latency_feed, make_feed
+from .data import Example, read_examples
+from .text_classification import Shapes, predict_logits, shape_policy
+from .tokenizer import Encoded
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Classification:
+    name = "text-classification"
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.config
+        self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
+        self._feeds: dict[tuple[Shapes, int], dict[str, np.ndarray]] = {}  # timed batches
+
+    # -- data --------------------------------------------------------------------------------
+    @cached_property
+    def examples(self) -> list[Example]:
+        return read_examples(self.config.eval, self.session.facts.labels)
+
+    @cached_property
+    def encoded(self) -> list[Encoded]:
+        return self.session.encoder.encode([e.text for e in self.examples])
+
+    @cached_property
+    def labels(self) -> np.ndarray | None:
+        """Label ids of the eval set, or None when any text has no label."""
+        if any(e.label is None for e in self.examples):
+            return None
+        return np.array([e.label for e in self.examples], dtype=np.int64)
+
+    @property
+    def text_length(self) -> int:
+        return self.config.max_length
+
+    @property
+    def truncate_at(self) -> int:
+        return self.config.max_length
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        return self.session.facts.labels
+
+    def n_inputs(self) -> int:
+        return len(self.examples)
+
+    def sample_texts(self, limit: int | None = None) -> list[str]:
+        return [e.text for e in self.examples[:limit]]
+
+    def config_record(self) -> dict[str, Any]:
+        return {}
+
+    # -- building and running ----------------------------------------------------------------
+    def build_context(self) -> BuildContext:
+        cfg, session = self.config, self.session
+
+        def example_feed() -> dict[str, np.ndarray]:
+            items = self.encoded[:2]
+            return make_feed(items, session.encoder.pad_id, max(len(i) for i in items))
+
+        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
+            if cfg.calibration is None:
+                return
+            texts = [e.text for e in read_examples(cfg.calibration, session.facts.labels,
+                                                   require_label=False)]
+            for batch in batches(session.encoder.encode(texts), batch_size=cfg.batch_size,
+                                 padding="longest", pad_id=session.encoder.pad_id,
+                                 max_length=cfg.max_length):
+                yield batch.feed
+
+        return BuildContext(
+            model_dir=cfg.model, model_hash=session.model_hash, cache=session.cache,
+            max_length=cfg.max_length, num_labels=len(session.facts.labels),
+            vocab_size=session.facts.vocab_size, input_names=INPUT_NAMES,
+            example_feed=example_feed, calibration_batches=calibration_batches,
+            calibration_hash=session.data_hashes.get("calibration"), base_dir=cfg.base_dir)
+
+    def run(self, name: str, reference: Path) -> BackendRun:
+        """Logits of every eval text, in order (the reference's are saved afterwards)."""
+        runner = self.session.runner(name)
+        start = time.perf_counter()
+        logits, shapes = self._logits(runner, self.encoded, self.batch_cache)
+        seconds = time.perf_counter() - start
+        return BackendRun(name, self.config.decl(name).precision, "ok", logits=logits,
+                          info=runner.describe(), shapes=shapes, seconds=seconds,
+                          infer_seconds=runner.infer_seconds)
+
+    def _logits(self, runner: Runner, items: Sequence[Encoded],
+                batch_cache: dict[Shapes, list[Batch]] | None = None
+                ) -> tuple[np.ndarray, Shapes]:
+        cfg = self.config
+        return predict_logits(runner, items, batch_size=cfg.batch_size, padding=cfg.padding,
+                              pad_id=self.session.encoder.pad_id, max_length=cfg.max_length,
+                              num_labels=len(self.session.facts.labels), batch_cache=batch_cache)
+
+    def predict(self, name: str, texts: Sequence[str]) -> np.ndarray:
+        runner = self.session.runner(name)
+        return self._logits(runner, self.session.encoder.encode(list(texts)))[0]
+
+    # -- the reference's outputs on disk -----------------------------------------------------
+    def reference_parts(self) -> dict[str, Any]:
+        return {}  # classification keys stay as they were: existing caches stay valid
+
+    def load_reference(self, folder: Path) -> BackendRun | None:
+        try:
+            meta = json.loads((folder / "run.json").read_text())
+            logits = np.load(folder / "logits.npy", allow_pickle=False)
+            info = BackendInfo(**{**meta["info"], "cache_hit": True})
+            shapes = Shapes(**meta["shapes"])
+            run = BackendRun(meta["name"], meta["precision"], "ok", logits=logits, info=info,
+                             shapes=shapes, seconds=meta["seconds"],
+                             infer_seconds=meta["infer_seconds"], reference_cached=True)
+        except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: run it again
+            return None
+        if logits.shape != (len(self.examples), len(self.session.facts.labels)):
+            return None
+        return run
+
+    def save_reference(self, folder: Path, run: BackendRun) -> None:
+        """Logits first, then run.json (what a reader opens first), each written atomically."""
+        if run.logits is None or run.info is None or run.shapes is None:
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, run.logits, allow_pickle=False)
+        write_bytes_atomic(folder / "logits.npy", buffer.getvalue())
+        write_json_atomic(folder / "run.json", {
+            "name": run.name, "precision": run.precision, "info": asdict(run.info),
+            "shapes": asdict(run.shapes), "seconds": run.seconds,
+            "infer_seconds": run.infer_seconds})
+
+    # -- judging -----------------------------------------------------------------------------
+    def judge(self, name: str, ref: BackendRun, run: BackendRun, expected: bool) -> Judged:
+        assert ref.logits is not None and run.logits is not None
+        if not np.all(np.isfinite(ref.logits)):
+            raise DataError(problem(f"reference {ref.name!r} outputs", "NaN/Inf",
+                                    "finite logits", "fix the reference model or pick "
+                                    "another reference"))
+        records, values = evaluate(
+            backend=name, thresholds=self.session.thresholds(name), ref=ref.logits,
+            out=run.logits, labels=self.labels, label_names=self.session.facts.labels,
+            texts=[e.text for e in self.examples], worst_n=self.config.worst,
+            expected_failure=expected)
+        return Judged(records, values)
+
+    def summary(self, run: BackendRun) -> dict[str, Any]:
+        return {}
+
+    def check_texts(self, backends: Sequence[str], overrides: Mapping[str, float | int],
+                    texts: list[str], expect: Sequence[str] | str | None, single: bool
+                    ) -> tuple[CheckReport, list[str]]:
+        from ..report.diagnosis import diagnosis
+
+        cfg, names = self.config, self.session.facts.labels
+        labels = self._expected(expect, len(texts), names) if expect is not None else None
+        ref = self.predict(cfg.reference, texts)
+        failures: list[str] = []
+        if labels is not None:
+            for i in np.flatnonzero(ref.argmax(axis=1) != labels):
+                failures.append(f"reference {cfg.reference} predicts "
+                                f"{names[int(ref[i].argmax())]} for {texts[i]!r}, expected "
+                                f"{names[labels[i]]}")
+        if "ppl_delta" in overrides:
+            failures.append("ppl_delta: missing, not passed: perplexity is measured for task "
+                            f"'causal-lm' only; this model's task is {self.name!r}, so remove "
+                            "ppl_delta")
+        outputs, results = {}, {}
+        for name in backends:
+            try:
+                out = self.predict(name, texts)
+            except BackendUnavailable as exc:
+                failures.append(f"{name}: not run: {exc}")
+                continue
+            outputs[name] = out
+            res, _ = evaluate(backend=name, thresholds=self.session.thresholds(name, overrides),
+                              ref=ref, out=out, labels=labels, label_names=names, texts=texts,
+                              worst_n=cfg.worst)
+            results[name] = res
+            failures += [diagnosis(r) for r in res.values()
+                         if r.verdict == "failed" and not (single and r.check == "accuracy"
+                                                           and labels is None)]
+        return CheckReport(tuple(texts), ref, outputs, results), failures
+
+    @staticmethod
+    def _expected(expect: Sequence[str] | str, n: int, names: Sequence[str]) -> np.ndarray:
+        wanted = [expect] * n if isinstance(expect, str) else list(expect)
+        if len(wanted) != n:
+            raise ConfigError(problem("quantgate.check expect", f"{len(wanted)} labels",
+                                      f"{n} (one per text)", "pass one label per text"))
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise ConfigError(problem("quantgate.check expect", unknown[0],
+                                      f"one of {list(names)}", "use a label of the model's "
+                                      "id2label"))
+        return np.array([list(names).index(w) for w in wanted], dtype=np.int64)
+
+    # -- feeds for latency and the diagnostic checks -----------------------------------------
+    def timed_feed(self, shapes: Shapes, size: int) -> dict[str, np.ndarray]:
+        """The typical batch of the eval set (batching.latency_feed), built once per shapes and
+        size: every latency item at that size asks for it twice (its backend's and the
+        reference's)."""
+        cfg, key = self.config, (shapes, size)
+        if key not in self._feeds:
+            self._feeds[key] = latency_feed(
+                self.encoded, size, padding=cfg.padding, pad_id=self.session.encoder.pad_id,
+                max_length=cfg.max_length, static_length=shapes.static_length,
+                static_batch=shapes.static_batch)
+        return dict(self._feeds[key])  # a runner may replace an entry; the arrays are shared
+
+    def probe(self, runner: Runner, size: int) -> Probe:
+        """Up to ``size`` eval texts spread over the token lengths, padded as ``runner``
+        needs."""
+        encoded = self.encoded
+        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+        pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
+        shapes = shape_policy(runner, "longest", len(pick))
+        if shapes.static_batch:
+            pick = pick[: shapes.static_batch]
+        chosen = [encoded[i] for i in pick]
+        batch = next(iter(batches(chosen, batch_size=len(chosen), padding="longest",
+                                  pad_id=self.session.encoder.pad_id,
+                                  max_length=self.config.max_length,
+                                  static_length=shapes.static_length,
+                                  static_batch=shapes.static_batch)))
+        return Probe(pick[batch.indices], batch.feed)
+
+    def rows_feed(self, rows: Sequence[int]) -> dict[str, np.ndarray] | None:
+        items = [self.encoded[i] for i in rows]
+        return make_feed(items, self.session.encoder.pad_id, max(len(i.ids) for i in items))
+
+
+def classification(task: object, check: str) -> Classification:
+    """``task`` as the classification task, for a check that reads labelled texts."""
+    if not isinstance(task, Classification):
+        raise ConfigError(problem(f"check {check!r}", f"task {getattr(task, 'name', task)!r}",
+                                  "task 'text-classification' (it reads labelled texts)",
+                                  "register the check for the tasks it supports"))
+    return task
