@@ -59,3 +59,17 @@ def write_project(root: Path, table: str, *, backends_toml: str = BACKENDS_TOML)
         '[tool.quantgate]\nmodel = "model"\neval = "data/golden.jsonl"\nreference = "ref"\n'
         + off + table + "\n" + backends_toml)
     return root
+
+
+# Measured per run, not per backend: they differ between any two runs of the same code.
+TIMINGS = frozenset({"created", "timing", "build_seconds", "seconds", "predict_seconds",
+                     "infer_seconds"})
+
+
+def without(data: object, keys: frozenset[str] = TIMINGS) -> object:
+    """A JSON report with ``keys`` removed at every level, to compare two runs."""
+    if isinstance(data, dict):
+        return {k: without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [without(v, keys) for v in data]
+    return data

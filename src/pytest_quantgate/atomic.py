@@ -83,10 +83,20 @@ def remove_orphans(folder: Path, prefix: str) -> list[Path]:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold the cross-process lock ``path`` (created if absent) for the block."""
-    from filelock import FileLock
+def locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the cross-process lock ``path`` (created if absent) for the block; yields True.
+    With ``wait=False`` a lock another process holds is not waited for: the block runs
+    without it and the value is False (a clean-up that may skip what is in use)."""
+    from filelock import FileLock, Timeout
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path)):
-        yield
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=-1 if wait else 0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()

@@ -5,10 +5,17 @@ options, the calibration data and the versions of the libraries that build it. A
 into a temporary directory that is renamed into place only when complete, so an interrupted run
 leaves no half-written artifact; a file lock keeps parallel workers (pytest-xdist) from building
 the same artifact twice.
+
+The cache heals itself: each entry's metadata records its files (size, mtime, sha256), and an
+entry found damaged on read (a truncated or deleted file, corrupt metadata) is removed and
+rebuilt, the artifact saying so in its ``note``. Entries written before the record existed load
+unverified. A killed build's temporary directory is removed by the next build in its folder, and
+a cache directory that cannot be written is one ``DataError`` line, not a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -60,13 +67,95 @@ def dir_size(path: Path) -> int:
 
 @dataclass(frozen=True)
 class Artifact:
-    """A built artifact: its directory, whether it came from the cache, and what it cost."""
+    """A built artifact: its directory, whether it came from the cache, what it cost, and
+    ``note``: one line for the user when the cache entry was found damaged and rebuilt."""
 
     path: Path
     key: str
     hit: bool
     build_seconds: float
     size_bytes: int
+    note: str = ""
+
+
+def file_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """Per file under ``folder`` (the metadata file excepted): size, mtime and sha256."""
+    records: dict[str, dict[str, Any]] = {}
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        if file.parent == folder and file.name == META:
+            continue
+        stat = file.stat()
+        records[file.relative_to(folder).as_posix()] = {
+            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": hash_path(file)}
+    return records
+
+
+def damage(folder: Path, records: Mapping[str, Any]) -> str:
+    """What is wrong with the files of an entry against its build's records ("" if nothing).
+
+    Sizes are checked on every read, the sha256 only of a file whose mtime is not its build's.
+    Hashing costs about 33 ms per 50 MB here (1.5 GB/s, warm page cache; a cold disk is
+    slower), and a warm gate loads every artifact each session: several hundred MB for a
+    base-size model's fp32/fp16/int8 set, so a full hash on each read would add most of a
+    second to a run that otherwise finds its artifacts in microseconds (a stat is 2 us). Size
+    and mtime catch what damages a cache in practice (a truncated copy or restore, a deleted
+    file, a file rewritten in place), as git's index trusts unchanged stat data; an entry copied
+    without its mtimes is hashed in full on each read and still loads.
+    """
+    for rel, record in records.items():
+        file = folder / rel
+        try:
+            stat = file.stat()
+            if not file.is_file():
+                return f"{rel}: not a file"
+            if stat.st_size != record["size"]:
+                return f"{rel}: {stat.st_size} bytes, expected {record['size']}"
+            if stat.st_mtime_ns != record["mtime_ns"] and hash_path(file) != record["sha256"]:
+                return f"{rel}: contents changed since the build (sha256 differs)"
+        except (FileNotFoundError, NotADirectoryError):
+            return f"{rel}: missing"
+        except OSError as exc:  # unreadable: the runtime could not load it either
+            return f"{rel}: {exc.strerror or type(exc).__name__}"
+    return ""
+
+
+def _records_ok(records: object) -> bool:
+    return isinstance(records, dict) and all(
+        isinstance(r, dict) and isinstance(r.get("size"), int) and isinstance(r.get("mtime_ns"), int)
+        and isinstance(r.get("sha256"), str) for r in records.values())
+
+
+FIX = "point cache_dir / --quantgate-cache-dir elsewhere"
+
+
+def cache_error(exc: OSError, root: Path, kind: str, what: str = "artifact cache directory",
+                noun: str = "artifact") -> DataError | None:
+    """The one line for an error of the cache directory itself (read-only, full, a file where
+    a directory should be), or None when ``exc`` is about another path (the build's inputs)."""
+    name = exc.filename
+    if name is not None:
+        path = Path(os.path.abspath(os.fsdecode(name)))
+        top = Path(os.path.abspath(root))
+        if path != top and top not in path.parents and path not in top.parents:
+            return None  # e.g. an unreadable model file: the build's own error, not the cache's
+    where = Path(os.fsdecode(name)).parent if name is not None else root / kind
+    while TMP in where.name:  # a failed build's temporary directory is gone: name its folder
+        where = where.parent
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):  # disk, quota
+        return DataError(problem(f"{what} {where}", reason, f"room to write the {kind} {noun}",
+                                 f"free space on its disk or {FIX}"))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DataError(problem(f"{what} {where}", reason, "a writable directory",
+                                 f"make cache_dir writable or {FIX}"))
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in (root / kind, *(root / kind).parents)
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return DataError(problem(f"{what} {root / kind}",
+                                     f"a file at {blocker}", "a directory",
+                                     f"remove that file or {FIX}"))
+    return None
 
 
 class ArtifactCache:
@@ -78,42 +167,102 @@ class ArtifactCache:
     def get_or_build(
         self, kind: str, parts: Mapping[str, Any], build: Callable[[Path], None]
     ) -> Artifact:
-        """Return the artifact for ``parts``, calling ``build(tmpdir)`` only when it is absent."""
+        """Return the artifact for ``parts``, calling ``build(tmpdir)`` only when it is absent
+        or damaged. A cache directory that cannot be written raises one ``DataError`` line."""
         key = hash_parts({"kind": kind, **parts})[:24]
         final = self.root / kind / key
-        found = self._load(final, key)
+        found, _ = self._load(final, key)
         if found is not None:
             return found
+        try:
+            return self._build(kind, key, parts, final, build)
+        except OSError as exc:
+            error = cache_error(exc, self.root, kind)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _build(self, kind: str, key: str, parts: Mapping[str, Any], final: Path,
+               build: Callable[[Path], None]) -> Artifact:
         final.parent.mkdir(parents=True, exist_ok=True)
         with locked(final.with_name(key + ".lock")):
-            found = self._load(final, key)  # another worker may have built it meanwhile
+            # Checked again under the lock: another worker may have built it meanwhile, and
+            # what is damaged now (not half-replaced by a build) is what the note reports.
+            found, damaged = self._load(final, key)
             if found is not None:
                 return found
             remove_orphans(final.parent, f"{key}{TMP}")  # a killed build's half-written dir
+            self._remove_dead_builds(final.parent, key)
+            if final.exists() or final.is_symlink():
+                # Before the build, so a full disk has the damaged entry's room back.
+                if final.is_dir() and not final.is_symlink():
+                    shutil.rmtree(final)
+                else:
+                    final.unlink()
             tmp = final.with_name(f"{key}{TMP}{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            start = time.perf_counter()
             try:
+                tmp.mkdir()
+                start = time.perf_counter()
                 build(tmp)
+                seconds = time.perf_counter() - start
+                size = dir_size(tmp)
+                meta = {"kind": kind, "key": key, "parts": parts, "build_seconds": seconds,
+                        "size_bytes": size, "created": time.time(), "files": file_records(tmp)}
+                write_json_atomic(tmp / META, meta)
+                os.replace(tmp, final)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            seconds = time.perf_counter() - start
-            size = dir_size(tmp)
-            meta = {"kind": kind, "key": key, "parts": parts, "build_seconds": seconds,
-                    "size_bytes": size, "created": time.time()}
-            write_json_atomic(tmp / META, meta)
-            shutil.rmtree(final, ignore_errors=True)  # a stale dir without metadata
-            os.replace(tmp, final)
-            return Artifact(final, key, False, seconds, size)
+            note = f"cache entry {kind}/{key} was damaged ({damaged}); rebuilt" if damaged else ""
+            return Artifact(final, key, False, seconds, size, note)
 
-    def _load(self, final: Path, key: str) -> Artifact | None:
-        meta_path = final / META
-        if not meta_path.is_file():
-            return None
+    @staticmethod
+    def _remove_dead_builds(folder: Path, key: str) -> None:
+        """Remove the temporary directories of other keys' killed builds in ``folder``.
+
+        Each is a build's whole output (an export: tens of MB) and nothing else would ever
+        remove it. ``remove_orphans`` keeps a directory whose process still runs; the key's lock
+        is taken without waiting on top of that, so a build in progress is never touched even
+        where the pid says nothing (a process of another machine sharing the cache).
+        """
         try:
-            meta = json.loads(meta_path.read_text())
-            return Artifact(final, key, True, float(meta["build_seconds"]), int(meta["size_bytes"]))
+            keys = {p.name.split(TMP, 1)[0] for p in folder.iterdir()
+                    if TMP in p.name and p.is_dir()}
+        except OSError:
+            return
+        for other in sorted(keys - {key}):
+            try:
+                with locked(folder / f"{other}.lock", wait=False) as held:
+                    if held:
+                        remove_orphans(folder, f"{other}{TMP}")
+            except OSError:
+                continue  # another user's lock file, say: a clean-up never fails the build
+
+    def _load(self, final: Path, key: str) -> tuple[Artifact | None, str]:
+        """The entry at ``final`` if it is whole, else None and what is wrong with it ("" when
+        there is no entry at all)."""
+        try:
+            text = (final / META).read_text()
+        except FileNotFoundError:
+            # A build renames its directory into place with the metadata already in it.
+            return None, ("metadata file missing" if final.is_dir() else "")
+        except NotADirectoryError:
+            return None, "not a directory"
+        except OSError as exc:
+            return None, f"metadata unreadable: {exc.strerror or type(exc).__name__}"
+        except UnicodeDecodeError:
+            return None, "metadata corrupt"
+        try:
+            meta = json.loads(text)
+            seconds, size = float(meta["build_seconds"]), int(meta["size_bytes"])
         except (ValueError, KeyError, TypeError):
-            return None  # corrupt metadata: rebuild rather than trust it
+            return None, "metadata corrupt"  # rebuild rather than trust it
+        records = meta.get("files")
+        if records is not None:  # absent: written before the records, loaded unverified
+            if not _records_ok(records):
+                return None, "metadata corrupt"
+            wrong = damage(final, records)
+            if wrong:
+                return None, wrong
+        return Artifact(final, key, True, seconds, size), ""

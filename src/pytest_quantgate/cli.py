@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("current", type=Path, help="the run to judge, same formats")
     compare.add_argument("--all", action="store_true",
                          help="show every compared measure, not only regressions")
+    compare.add_argument("--config", type=Path, metavar="PATH",
+                         help="pyproject.toml whose [tool.quantgate] tolerances apply (default: "
+                              "the nearest one with a [tool.quantgate] table, from here up to the "
+                              "repository's top)")
     add_compare_options(compare.add_argument)
     show = sub.add_parser("show", help="print a report")
     show.add_argument("report", type=Path)
@@ -59,13 +63,39 @@ def _compare(args: argparse.Namespace) -> int:
     from .compare.render import render_comparison
     from .compare.tolerances import Tolerances
 
+    table, source = _project_tolerances(args.config)
+    cli = dict(args.tolerance or [])
     base, now = load_run(args.baseline), load_run(args.current)
-    result = compare_runs(base, now, Tolerances.build(dict(args.tolerance or [])))
+    # the plugin's layering (comparing.setup_compare): defaults, then the table, then the options
+    result = compare_runs(base, now, Tolerances.build(table, cli))
     result.baseline = describe_source(base)
     print(f"current:  {describe_source(now)}")
+    print(f"tolerances: {source}" + (f"; --tolerance for {', '.join(sorted(cli))}" if cli else ""))
     for line in render_comparison(result, show_all=args.all):
         print(line)
     return 1 if result.regressions else 0
+
+
+def _project_tolerances(given: Path | None) -> tuple[dict[str, Any], str]:
+    """The ``[tool.quantgate]`` tolerances that CI's pytest run uses here, and where they came from.
+
+    Only that table is read (the rest of the configuration names model files a comparison of two
+    reports does not need), validated by the function ``config.load`` uses for it.
+    """
+    from .config import nearest_pyproject, read_table, tolerances_of
+    from .errors import ConfigError, problem
+
+    if given is not None and not given.is_file():
+        raise ConfigError(problem("--config", str(given), "an existing pyproject.toml",
+                                  "fix the path, or leave it out to use the nearest one"))
+    path = given if given is not None else nearest_pyproject(Path.cwd())
+    if path is None:
+        return {}, f"defaults (no pyproject.toml with [tool.quantgate] from {Path.cwd()} up)"
+    table = read_table(path)
+    tolerances = tolerances_of(table, f"{path} [tool.quantgate]")
+    if not tolerances:
+        return {}, f"defaults ({path} sets no [tool.quantgate.tolerances])"
+    return tolerances, f"{path} [tool.quantgate.tolerances]"
 
 
 def _show(path: Path) -> int:

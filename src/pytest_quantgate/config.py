@@ -7,12 +7,17 @@ paths given on the command line are relative to the directory pytest was started
 
 from __future__ import annotations
 
+import fnmatch
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomli is the same parser (tomllib is its copy); a dependency only there
+    import tomli as tomllib
 
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
@@ -147,9 +152,26 @@ class Config:
     adversarial_profile: str = "auto"
     window: int = 128
     stride: int = 64
+    # Declared in [[tool.quantgate.backend]] but left out of an explicit `backends` list: not
+    # gated, and the run says so in its header (a declaration alone used to be silently unused).
+    unselected: tuple[str, ...] = ()
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
+
+
+def nearest_pyproject(start: Path, stop: Path | None = None) -> Path | None:
+    """The nearest pyproject.toml with a [tool.quantgate] table, from ``start`` up to ``stop``
+    (pytest's rootdir), or without one up to the repository's top (a folder with .git): a model
+    repo inside a bigger repo keeps its own table, and a file outside the checkout is never
+    used. The plugin and ``quantgate compare`` find the same file."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file() and "[tool.quantgate" in candidate.read_text(encoding="utf-8"):
+            return candidate
+        if folder == stop or stop is None and (folder / ".git").exists():
+            return None
+    return None
 
 
 def read_table(pyproject: Path) -> dict[str, Any] | None:
@@ -167,6 +189,14 @@ def read_table(pyproject: Path) -> dict[str, Any] | None:
         raise ConfigError(problem(f"{pyproject}: tool.quantgate", table, "a table",
                                   "write it as [tool.quantgate]"))
     return table
+
+
+def tolerances_of(table: Mapping[str, Any] | None, where: str) -> dict[str, Tolerance | float]:
+    """The validated ``tolerances`` of a ``[tool.quantgate]`` table (``where`` names the table).
+
+    Apart from ``load`` so that ``quantgate compare`` reads the key exactly as the plugin does
+    without the rest of the configuration (which needs the model and eval files to exist)."""
+    return validate_tolerances((table or {}).get("tolerances", {}), f"{where}: tolerances")
 
 
 def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, Any],
@@ -237,6 +267,19 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
             raise ConfigError(problem(f"{where}: kind of backend {name!r} for task {task!r}",
                                       kind.kind, f"a kind that runs the task: one of {able}",
                                       "remove it from backends, or set the task it runs"))
+    if not backends:
+        raise ConfigError(problem(origin["backends"], [], "at least one backend to compare with "
+                                  f"the reference {values['reference']!r}",
+                                  "name one (e.g. --quantgate-backends onnx-fp32), or drop the "
+                                  "empty list"))
+    for name in backends:
+        kind = all_kinds()[declared[name].kind]
+        if kind.needs_calibration and values["calibration"] is None:
+            raise ConfigError(problem(f"{where}: backend {name!r} ({kind.kind})",
+                                      "no calibration set", "calibration = a JSONL file of texts "
+                                      "like the traffic (its activation ranges are calibrated on "
+                                      "them)", 'add calibration = "data/calibration.jsonl", or '
+                                      "remove the backend"))
     if values["reference"] in backends:
         raise ConfigError(problem(f"{where}: backends", values["reference"],
                                   "backends other than the reference", "remove the reference "
@@ -252,6 +295,15 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
             raise ConfigError(problem(f"{origin['expect_fail']}", name, f"one of {known}",
                                       "fix the name, or declare the backend"))
     thresholds = _threshold_tables(table.get("thresholds", {}), where)
+    for pattern in thresholds:  # a table that matches nothing loosens or tightens nothing
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in [*known, values["reference"]]):
+            raise ConfigError(problem(f"{where}: thresholds.{pattern}", pattern,
+                                      "a backend name or glob that matches a backend (e.g. "
+                                      f"{known[0]!r}, \"*-int8-*\")" if known else "a backend name",
+                                      "fix the pattern or remove the table"))
+    chosen = values["backends"] is not None  # an explicit list: declared extras are not gated
+    unselected = tuple(n for n in declared if chosen and n not in backends
+                       and n != values["reference"])
     return Config(
         task=task, model=values["model"], reference=values["reference"],
         backends=tuple(backends), eval=values["eval"], calibration=values["calibration"],
@@ -264,12 +316,12 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         latency_warmup=values["latency_warmup"],
         compare=values["compare"], strict=values["strict"],
         html=values["html"], inspect=tuple(values["inspect"]),
-        tolerances=validate_tolerances(table.get("tolerances", {}), f"{where}: tolerances"),
+        tolerances=tolerances_of(table, where),
         adversarial_max_examples=values["adversarial_max_examples"],
         adversarial_budget=values["adversarial_budget"],
         adversarial_seed=values["adversarial_seed"],
         adversarial_profile=values["adversarial_profile"],
-        window=values["window"], stride=values["stride"],
+        window=values["window"], stride=values["stride"], unselected=unselected,
     )
 
 

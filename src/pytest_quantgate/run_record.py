@@ -70,10 +70,13 @@ def _summary(gate: GateSession, name: str) -> BackendSummary:
     run = gate.run(name)
     decl = gate.config.decl(name)
     n = gate.task.n_inputs() if run.status == "ok" else None
+    info = asdict(run.info) if run.info else None
+    if info is not None and run.extra:  # e.g. "reference outputs not cached: ...": told too
+        info["details"] = {**(info.get("details") or {}), **run.extra}
     return BackendSummary(
         name=name, kind=decl.kind, precision=run.precision, options=dict(decl.options),
         status=run.status, status_reason=run.reason,
-        info=asdict(run.info) if run.info else None,
+        info=info,
         shapes=asdict(run.shapes) if run.shapes else None,
         timing={"predict_seconds": run.seconds, "infer_seconds": run.infer_seconds,
                 "items_per_second": n / run.seconds if n and run.seconds else None,

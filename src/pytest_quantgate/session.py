@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,17 +132,29 @@ class GateSession:
             folder = reference_dir(self, self.task)
         except Exception as exc:  # the model or eval set cannot be read: that is the record
             return BackendRun(name, self.config.decl(name).precision, "error", first_line(exc))
-        with locked(folder.with_name(folder.name + ".lock")):
-            cached = self.task.load_reference(folder)
-            if cached is not None:
-                return cached
-            run = self._run(name)
-            if run.status == "ok":
-                try:
-                    self.task.save_reference(folder, run)
-                except OSError as exc:  # the run is good; only the next one pays for it again
-                    run.extra["cache"] = (f"reference outputs not cached: {first_line(exc)}; "
-                                          "make cache_dir writable")
+        try:
+            with locked(folder.with_name(folder.name + ".lock")):
+                return self._reference_pass(folder)
+        except OSError as exc:  # the cache folder itself: read-only, full, a file in the way
+            from .cache import cache_error
+
+            known = cache_error(exc, self.config.cache_dir, "reference", "reference cache",
+                                "outputs")
+            return BackendRun(name, self.config.decl(name).precision, "error",
+                              str(known) if known is not None else first_line(exc))
+
+    def _reference_pass(self, folder: Path) -> BackendRun:
+        """Under the lock: the cached outputs, or the pass run and its outputs kept."""
+        cached = self.task.load_reference(folder)
+        if cached is not None:
+            return cached
+        run = self._run(self.config.reference)
+        if run.status == "ok":
+            try:
+                self.task.save_reference(folder, run)
+            except OSError as exc:  # the run is good; only the next one pays for it again
+                run.extra["cache"] = (f"reference outputs not cached: {first_line(exc)}; "
+                                      "make cache_dir writable")
         return run
 
     # -- judging -----------------------------------------------------------------------------

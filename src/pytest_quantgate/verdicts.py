@@ -41,7 +41,10 @@ def backend_verdict(records: Iterable[CheckResult], expected: bool) -> tuple[str
 
 
 def short_reason(result: CheckResult) -> str:
-    """The failing measures only, without the explanation the full diagnosis gives."""
+    """The failing measures only, without the explanation the full diagnosis gives; an error
+    or a skip whole (its one line says how to fix it)."""
+    if result.verdict in ("error", "skipped"):
+        return result.reason
     failed = [m for m in result.measures if not m.passed and m.threshold is not None]
     parts = [f"{m.name} {m.value:.3g} {'>' if m.op == '<=' else '<'} {m.threshold:.3g}"
              for m in failed]

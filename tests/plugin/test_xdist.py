@@ -11,20 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_project import BACKENDS_TOML, without
 
 pytest.importorskip("xdist")
 
 BACKENDS = 'backends = ["same", "drifty", "swapped", "poisoned"]'
-# Measured per run, not per backend: they differ between any two runs, serial or not.
-TIMINGS = {"created", "timing", "build_seconds", "seconds", "predict_seconds", "infer_seconds"}
-
-
-def _without_timings(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _without_timings(v) for k, v in data.items() if k not in TIMINGS}
-    if isinstance(data, list):
-        return [_without_timings(v) for v in data]
-    return data
 
 
 def _summary(result: pytest.RunResult) -> list[str]:
@@ -53,7 +44,7 @@ def test_two_workers_give_the_serial_table_and_report(project):
                 for n in ("serial", "parallel"))
     assert list(two["backends"]) == ["same", "drifty", "swapped", "poisoned"]
     assert two["not_run"] == [] and two["inspected"]
-    assert _without_timings(two) == _without_timings(one)
+    assert without(two) == without(one)
     page = (pytester.path / "parallel.html").read_text()
     assert "not run:" not in page and "poisoned" in page
 
@@ -83,19 +74,34 @@ def test_latency_under_two_workers_is_never_passed_untimed(project):
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
-def test_a_malformed_eval_line_leaves_the_summary_and_reports(project, workers: str):
+def test_a_malformed_eval_line_stops_the_run_at_start_up_with_one_line(project, workers: str):
     pytester = project('backends = ["same", "drifty"]')
     golden = Path(pytester.path / "data" / "golden.jsonl")
     golden.write_text(golden.read_text() + '{"text": "unterminated\n')
     result = _run(pytester, workers, "run")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # found before any model ran
+    err = result.stderr.str()
+    assert "Traceback" not in err + result.stdout.str()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "golden.jsonl:46: got '{\"text\": \"unterminated'" in lines[0], lines
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_run_time_fault_leaves_the_summary_and_reports(project, workers: str):
+    """A reference whose outputs turn out NaN is found only when it runs: every backend's
+    checks record it, and the summary, the table and both reports are still written."""
+    poisoned = BACKENDS_TOML.replace('name = "ref"\nkind = "fake"\n',
+                                     'name = "ref"\nkind = "fake"\nnan_rate = 0.5\n', 1)
+    pytester = project('backends = ["same", "drifty"]', backends_toml=poisoned)
+    result = _run(pytester, workers, "run")
     assert result.ret == 1
     assert "Traceback" not in result.stdout.str() and "INTERNALERROR" not in result.stdout.str()
     lines = _summary(result)
-    assert any(line.startswith("same: ERROR: logits/topk/accuracy/") and "golden.jsonl:46"
-               in line for line in lines), lines
-    assert any(line.startswith("run error: ") for line in lines), lines
+    assert any(line.startswith("same: ERROR: logits/topk/accuracy") and "NaN/Inf" in line
+               for line in lines), lines
     report = json.loads((pytester.path / "run.json").read_text())
-    assert report["backends"]["same"]["verdict"] == "ERROR" and report["errors"]
+    assert report["backends"]["same"]["verdict"] == "ERROR"
+    assert report["backends"]["drifty"]["verdict"] == "ERROR"
     assert (pytester.path / "run.html").is_file()
 
 

@@ -152,3 +152,27 @@ def test_show_prints_an_lm_report(tmp_path, capsys):
         "1/0/0", "PASS"]
     assert next(line for line in lines if line.startswith("broken")).split() == [
         "broken", "fp16", "-", "-", "-", "-", "-", "-", "-", "0/0/0", "ERROR"]
+
+
+# NUL, ESC, BEL, CR, a C1 control (NEL) and the bidi override U+202E: none may reach the page
+HIDDEN = "ok\x00 \x1b[31mred\x07\r\x85 \u202eevil\u2066x\u2069\u200f"
+HIDDEN_CODE_POINTS = ("\x00", "\x1b", "\x07", "\r", "\x85", "\u202e", "\u2066", "\u2069", "\u200f")
+
+
+def test_esc_removes_control_characters_and_shows_bidi_controls_as_escapes():
+    from pytest_quantgate.report.html.charts import esc
+
+    out = esc(HIDDEN + "\ttab\nline <b>")
+    assert not any(c in out for c in HIDDEN_CODE_POINTS)
+    assert out == ("ok [31mred \\u202eevil\\u2066x\\u2069\\u200f\ttab\nline &lt;b&gt;")
+
+
+def test_a_page_carries_no_control_or_bidi_characters_from_labels_or_texts():
+    report = hostile_report()
+    report["labels"] = ["ok", HIDDEN]
+    report["config"]["reference"] = HIDDEN
+    report["inspected"][0].update(text=HIDDEN, label=HIDDEN, why=[HIDDEN])
+    report["backends"][HIDDEN] = report["backends"].pop(PAYLOAD)
+    page = render_html(report)
+    assert not any(c in page for c in HIDDEN_CODE_POINTS)
+    assert "\\u202eevil" in page  # visible where the override was, in text and attributes

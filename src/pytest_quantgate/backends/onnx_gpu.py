@@ -90,6 +90,9 @@ def create(decl: BackendDecl, ctx: BuildContext) -> OnnxGpuRunner:
         artifact = onnx_quantize.fp16(ctx, export, {"keep_io_types": True})
     model_file = artifact.path / MODEL_FILE
     details = {**read_details(artifact.path), **graph_summary(model_file)}
+    notes = list(dict.fromkeys(a.note for a in (export, artifact) if a.note))
+    if notes:  # a damaged cache entry was rebuilt (cache.py): the report says so
+        details["cache"] = "; ".join(notes)
     device = {"device_id": int(opts.get("device_id", 0))}
     providers: list[Any] = [(placement.CUDA, device), placement.CPU]
     if trt:

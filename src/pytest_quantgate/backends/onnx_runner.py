@@ -127,6 +127,11 @@ def create(decl: BackendDecl, ctx: BuildContext) -> OnnxRunner:
     artifact = export if builder is None else builder(ctx, export, opts)
     model_file = artifact.path / MODEL_FILE
     details = {**read_details(artifact.path), **graph_summary(model_file)}
+    # A damaged cache entry rebuilt (the export's too: a converted kind hits on its own key)
+    # is told in the backend's details, which the JSON report carries.
+    notes = list(dict.fromkeys(a.note for a in (export, artifact) if a.note))
+    if notes:
+        details["cache"] = "; ".join(notes)
     return OnnxRunner(decl, model_file, artifact=artifact, details=details)
 
 

@@ -32,6 +32,8 @@ class OptionSpec:
     default: Any
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    low: float | None = None  # numbers: the allowed range, inclusive
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class BackendKind:
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
     help: str = ""
     tasks: tuple[str, ...] = ("text-classification",)  # the tasks it can run
+    needs_calibration: bool = False  # built from the calibration set: none configured is an error
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class BuildContext:
 _EXPORT = {
     "exporter": OptionSpec(str, "legacy", ("legacy", "dynamo"),
                            "torch.onnx exporter: TorchScript-based 'legacy' or 'dynamo'"),
-    "opset": OptionSpec(int, 17, None, "ONNX opset of the export"),
+    "opset": OptionSpec(int, 17, None, "ONNX opset of the export", low=7),
 }
 _INT8 = {
     "weight_type": OptionSpec(str, "qint8", ("qint8", "quint8"), "integer type of the weights"),
@@ -102,13 +105,14 @@ _PROFILE = {
     "sequence": OptionSpec(list, [1, 64, 0], None,
                            "engine profile [min, opt, max] sequence (max 0: max_length)"),
 }
-_DEVICE = {"device_id": OptionSpec(int, 0, None, "CUDA device ordinal")}
+_DEVICE = {"device_id": OptionSpec(int, 0, None, "CUDA device ordinal", low=0)}
 _TRT_INT8 = {
     "int8_mode": OptionSpec(str, "qdq", ("qdq", "calibrator"),
                             "'qdq': scales from the symmetric static-INT8 ONNX; 'calibrator': "
                             "legacy implicit entropy calibration"),
     "calibration_cache": OptionSpec(str, "", None, "calibrator cache file to reuse ('': none)"),
-    "calibration_size": OptionSpec(int, 0, None, "use only the first N calibration texts"),
+    "calibration_size": OptionSpec(int, 0, None, "use only the first N calibration texts",
+                                   low=0),
 }
 
 BUILTIN: dict[str, BackendKind] = {
@@ -141,8 +145,9 @@ BUILTIN: dict[str, BackendKind] = {
                                                    "integer type of the activations"),
                      "calibration_size": OptionSpec(int, 0, None,
                                                     "use only the first N calibration texts "
-                                                    "(0: all)")},
-                    help="ONNX Runtime static INT8 (QDQ), calibrated on the calibration set"),
+                                                    "(0: all)", low=0)},
+                    help="ONNX Runtime static INT8 (QDQ), calibrated on the calibration set",
+                    needs_calibration=True),
         BackendKind("onnx", None, _ONNX_REQ, "onnx", _ORT,
                     {"path": OptionSpec(str, None, None, "the ONNX file (required)")},
                     help="a user-supplied ONNX file, fed the inputs it declares"),
@@ -163,12 +168,15 @@ BUILTIN: dict[str, BackendKind] = {
                     {"engine": OptionSpec(str, None, None, "the .plan/.engine file (required)")},
                     help="a user-supplied TensorRT engine, fed by name with its own dtypes"),
         BackendKind("fake", None, (), "", "pytest_quantgate.backends.fake:create",
-                    {"seed": OptionSpec(int, 0, None, "weights of the fake model"),
-                     "drift": OptionSpec((int, float), 0.0, None, "std of noise added to logits"),
-                     "nan_rate": OptionSpec((int, float), 0.0, None, "share of rows made NaN"),
+                    {"seed": OptionSpec(int, 0, None, "weights of the fake model", low=0),
+                     "drift": OptionSpec((int, float), 0.0, None, "std of noise added to logits",
+                                         low=0),
+                     "nan_rate": OptionSpec((int, float), 0.0, None, "share of rows made NaN",
+                                            low=0, high=1),
                      "swap_inputs": OptionSpec(bool, False, None,
                                                "swap attention_mask and token_type_ids"),
-                     "delay": OptionSpec((int, float), 0.0, None, "seconds slept per batch"),
+                     "delay": OptionSpec((int, float), 0.0, None, "seconds slept per batch",
+                                         low=0),
                      "input_dtype": OptionSpec(str, "int64", ("int64", "int32"),
                                                "declared dtype of the inputs"),
                      "raw_int32": OptionSpec(bool, False, None,
@@ -179,7 +187,8 @@ BUILTIN: dict[str, BackendKind] = {
                                                      "permutation[i] (a permuted label order)"),
                      "dropout": OptionSpec((int, float), 0.0, None,
                                            "share of embedding rows dropped at random per "
-                                           "call (dropout left on: nondeterministic)"),
+                                           "call (dropout left on: nondeterministic)",
+                                           low=0, high=1),
                      "digit_percent_fault": OptionSpec(bool, False, None,
                                                        "misbehave (roll the logits) only on "
                                                        "inputs where a digit token is followed "
@@ -236,6 +245,12 @@ def declare(name: str, kind: str, options: Mapping[str, Any], where: str) -> Bac
         if opt.choices is not None and value not in opt.choices:
             raise ConfigError(problem(f"{where}: option {key!r} of backend {name!r}", value,
                                       f"one of {list(opt.choices)}", "pick one of those"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                opt.low is not None and value < opt.low or opt.high is not None and value > opt.high):
+            bounds = (f"in [{opt.low}, {opt.high}]" if opt.low is not None and opt.high is not None
+                      else f">= {opt.low}" if opt.low is not None else f"<= {opt.high}")
+            raise ConfigError(problem(f"{where}: option {key!r} of backend {name!r}", value,
+                                      f"a value {bounds}", f"e.g. {key} = {opt.default!r}"))
         values[key] = value
     for key, opt in spec.options.items():
         if key not in values:

@@ -123,6 +123,8 @@ def create(decl: BackendDecl, ctx: BuildContext) -> TorchRunner:
         details = json.loads((artifact.path / DETAILS_FILE).read_text())
     except (OSError, ValueError):
         details = {}
+    if artifact.note:  # a damaged cache entry rebuilt: the JSON report's details tell it
+        details["cache"] = artifact.note
     return TorchRunner(decl, ctx, artifact, details)
 
 

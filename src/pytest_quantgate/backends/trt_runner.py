@@ -207,8 +207,11 @@ def create(decl: BackendDecl, ctx: BuildContext) -> TrtRunner:
         (tmp / "details.json").write_text(json.dumps({**details, **gpu}, indent=2) + "\n")
 
     artifact = ctx.cache.get_or_build(decl.kind, parts, build)
+    details = read_details(artifact.path)
+    if artifact.note:  # a damaged cache entry was rebuilt (cache.py): the report says so
+        details["cache"] = artifact.note
     return TrtRunner(decl, artifact.path / PLAN_FILE, artifact=artifact,
-                     details=read_details(artifact.path), profile=profile, ctx=ctx)
+                     details=details, profile=profile, ctx=ctx)
 
 
 def _user_engine(decl: BackendDecl, ctx: BuildContext) -> TrtRunner:

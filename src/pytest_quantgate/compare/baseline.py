@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, problem
+from ..errors import DataError, first_line, problem
 from .history import ratios
 
 REPORT_FORMAT = "pytest-quantgate-report"
@@ -91,9 +91,24 @@ def summarize(data: Any, source: str) -> RunSummary:
         if not isinstance(version, int) or version > SUPPORTED_VERSION:
             raise DataError(problem(f"{source}: report version", version,
                                     f"<= {SUPPORTED_VERSION}", "upgrade pytest-quantgate to read it"))
-        return _from_report(data, source)
-    if isinstance(data, Mapping) and isinstance(data.get("benchmarks"), list):
-        return _from_benchmark(data, source)
+        read: Callable[[Mapping[str, Any], str], RunSummary] = _from_report
+    elif isinstance(data, Mapping) and isinstance(data.get("benchmarks"), list):
+        read = _from_benchmark
+    else:
+        read = _unknown
+    try:
+        return read(data, source)
+    except DataError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        # A hand-edited or truncated file: one line, not a traceback at start-up.
+        raise DataError(problem(f"baseline {source}", f"a malformed {data.get('format') or 'run'}"
+                                f" ({first_line(exc)})", "a file written by --quantgate-json or "
+                                "--benchmark-save, unedited", "record it again with "
+                                "--quantgate-update")) from None
+
+
+def _unknown(data: Any, source: str) -> RunSummary:
     keys = sorted(data)[:5] if isinstance(data, Mapping) else type(data).__name__
     raise DataError(problem(f"{source}: format", keys, f"a {REPORT_FORMAT!r} report or a "
                             "pytest-benchmark saved run", "pass a file written by --quantgate-json "

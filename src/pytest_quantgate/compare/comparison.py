@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, problem
 
 if TYPE_CHECKING:
     from ..latency import LatencyStats
@@ -49,6 +49,12 @@ def open_comparison(path: Path, tolerances: Tolerances, *, update: bool) -> Comp
                 f"--quantgate-update: got a {baseline.kind} run at {str(path)!r}, expected a "
                 "quantgate JSON report to rewrite; keep pytest-benchmark runs with "
                 "--benchmark-save, and give --quantgate-compare a .json path of its own")
+        if not update and not any(baseline.measures.values()) and not baseline.latency:
+            # "0 regressions in 0 comparisons" would read as a pass
+            raise ConfigError(problem(f"baseline {path}", "no measures", "a report with judged "
+                                      "backends to compare with", "record one with "
+                                      "--quantgate-update (a run whose backends all errored "
+                                      "measured nothing)"))
     return CompareState(path, baseline, tolerances, update)
 
 

@@ -47,6 +47,19 @@ def pytest_configure(config: pytest.Config) -> None:
         from .comparing import setup_compare
 
         setup_compare(config, st)
+    if st.enabled and st.config is not None:
+        from .configure import check_inputs
+
+        check_inputs(config, st)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    st = config.stash.get(STATE_KEY, None)
+    if st is None or not st.enabled or st.config is None or not st.config.unselected:
+        return []
+    names = ", ".join(st.config.unselected)
+    return [f"quantgate: declared but not gated: {names} (not in backends; add them to "
+            "backends, or pass --quantgate-backends, to gate them)"]
 
 
 @pytest.hookimpl(tryfirst=True)

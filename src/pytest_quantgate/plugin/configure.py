@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ..config import FIELDS, load, read_table
+from ..config import FIELDS, load, nearest_pyproject, read_table
 from ..errors import ConfigError, QuantgateError
 from .state import State
 
@@ -21,18 +21,27 @@ def pyproject_path(config: pytest.Config) -> Path:
                 f"--quantgate-config: got {str(path)!r}, expected an existing pyproject.toml; "
                 "fix the path")
         return path
-    # The nearest pyproject.toml with a [tool.quantgate] table, from where pytest was started up
-    # to the rootdir: a model repo inside a bigger repo keeps its own table.
-    start = config.invocation_params.dir
-    for folder in (start, *start.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "[tool.quantgate" in candidate.read_text(encoding="utf-8"):
-            return candidate
-        if folder == config.rootpath:
-            break
+    # From where pytest was started up to the rootdir: a model repo inside a bigger repo keeps
+    # its own table.
+    found = nearest_pyproject(config.invocation_params.dir, config.rootpath)
+    if found is not None:
+        return found
     if config.inipath is not None and config.inipath.name == "pyproject.toml":
         return config.inipath
     return config.rootpath / "pyproject.toml"
+
+
+def check_inputs(config: pytest.Config, st: State) -> None:
+    """What can be known before any model runs (preflight.py): the data, the tokenizer, the
+    lengths; every problem one line, the run stopped as for a usage error. A pytest-xdist
+    worker leaves it to the controller, which checked before starting it."""
+    if hasattr(config, "workerinput"):  # (not the environment: a nested run inherits it)
+        return
+    from ..preflight import preflight
+
+    problems = preflight(st.session())
+    if problems:
+        raise pytest.UsageError("\n".join(f"quantgate: {p}" for p in problems))
 
 
 def load_config(config: pytest.Config, st: State) -> None:

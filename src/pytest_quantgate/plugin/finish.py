@@ -18,7 +18,7 @@ def finish(st: State) -> None:
 
         snapshot = merge(st.parts)
         snapshot = replace(snapshot, inspected=inspected(st, snapshot))
-    elif st.gate is not None:
+    elif st.gate is not None and st.gate.judged():  # (the start-up check made a session)
         from ..run_record import take_snapshot
 
         snapshot = take_snapshot(st.gate)

@@ -52,6 +52,11 @@ def summary_lines(snapshot: RunSnapshot) -> list[str]:
     lines += [f"{name}: {e.verdict}: {e.reason}" for name, e in snapshot.backends.items()
               if e.verdict != "PASS" and e.reason]
     lines += [f"run error: {text}" for text in snapshot.errors]
+    entries = [snapshot.reference] if snapshot.reference is not None else []
+    for entry in [*entries, *snapshot.backends.values()]:  # a damaged cache entry rebuilt, ...
+        note = ((entry.info or {}).get("details") or {}).get("cache")
+        if note:
+            lines.append(f"{entry.name}: note: {note}")
     expected = set(snapshot.config.get("expect_fail") or ())
     for name, entry in snapshot.backends.items():
         # Expected failures show no FAILURES entry, so their diagnosis is told here.

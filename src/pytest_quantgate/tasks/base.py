@@ -14,7 +14,7 @@ types, and they are imported at collection.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -133,6 +133,11 @@ class Task(Protocol):
     def config_record(self) -> dict[str, Any]:
         """The task's own configuration, for the run snapshot."""
 
+    def preflight(self) -> list[str]:
+        """What can be known before any model runs, one line per problem: every line of the
+        eval and calibration data, the input length against the model's positions, task
+        settings that can never fail (preflight.py runs it at start-up)."""
+
     def build_context(self) -> BuildContext:
         """What a backend's factory builds from (input names, example feed, calibration)."""
 
@@ -173,3 +178,24 @@ class Task(Protocol):
 
     def rows_feed(self, rows: Sequence[int]) -> dict[str, np.ndarray] | None:
         """The feed of the given eval rows (None where inputs are not rows of a batch)."""
+
+
+def guarded(read: Callable[[], object]) -> list[str]:
+    """The one-line problem ``read`` raises, if any (for ``Task.preflight``)."""
+    from ..errors import first_line
+
+    try:
+        read()
+    except Exception as exc:  # noqa: BLE001 - every fault is one line of the start-up report
+        return [first_line(exc)]
+    return []
+
+
+def too_long(key: str, value: int, positions: int | None) -> list[str]:
+    """An input length beyond the model's position embeddings (known from config.json)."""
+    from ..errors import problem
+
+    if positions is None or value <= positions:
+        return []
+    return [problem(key, value, f"at most the model's {positions} positions (config.json)",
+                    f"set {key} = {positions} or less")]

@@ -19,7 +19,7 @@ from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
 from ..gate import evaluate
-from .base import BackendRun, CheckReport, Judged, Probe, Session
+from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, too_long
 from .batching import Batch, batches, latency_feed, make_feed
 from .data import Example, read_examples
 from .text_classification import Shapes, predict_logits, shape_policy
@@ -73,6 +73,22 @@ class Classification:
 
     def config_record(self) -> dict[str, Any]:
         return {}
+
+    def preflight(self) -> list[str]:
+        cfg, labels = self.config, self.session.facts.labels
+        problems = guarded(lambda: self.examples)
+        calibration = cfg.calibration
+        if calibration is not None:
+            problems += guarded(lambda: read_examples(calibration, labels, require_label=False))
+        problems += too_long("max_length", cfg.max_length, self.session.facts.positions)
+        for pattern, table in cfg.thresholds.items():
+            k = table.get("topk")
+            if k is not None and len(labels) > 1 and int(k) >= len(labels):
+                problems.append(problem(
+                    f"{cfg.source} [tool.quantgate]: thresholds.{pattern}: topk", k,
+                    f"at most {len(labels) - 1} (the model has {len(labels)} labels: a top-{k} "
+                    "overlap can never fail)", "lower topk"))
+        return problems
 
     # -- building and running ----------------------------------------------------------------
     def build_context(self) -> BuildContext:

@@ -18,6 +18,10 @@ class Example:
     line: int
 
 
+# config.json keys that give the number of positions (BERT-likes, GPT-2, other GPTs)
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "n_ctx")
+
+
 @dataclass(frozen=True)
 class ModelFacts:
     """What the gate needs from a Hugging Face config.json, read without transformers."""
@@ -25,6 +29,7 @@ class ModelFacts:
     labels: tuple[str, ...]
     vocab_size: int
     model_type: str
+    positions: int | None = None  # the longest input its position embeddings allow
 
 
 def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts:
@@ -42,9 +47,12 @@ def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts
     if not isinstance(config, dict):
         raise DataError(problem(str(path), type(config).__name__, "a JSON object",
                                 "re-save the model with save_pretrained()"))
+    positions = next((int(v) for k in POSITION_KEYS
+                      if isinstance(v := config.get(k), int) and not isinstance(v, bool) and v > 0),
+                     None)
     if not need_labels:
         return ModelFacts((), int(config.get("vocab_size") or 0),
-                          str(config.get("model_type", "unknown")))
+                          str(config.get("model_type", "unknown")), positions)
     id2label = config.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise DataError(problem(f"{path}: id2label", id2label, "a mapping of class id to label",
@@ -58,7 +66,7 @@ def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts
         raise DataError(problem(f"{path}: id2label ids", [k for k, _ in pairs],
                                 f"0..{len(pairs) - 1} without gaps", "re-number the labels"))
     return ModelFacts(tuple(v for _, v in pairs), int(config.get("vocab_size") or 0),
-                      str(config.get("model_type", "unknown")))
+                      str(config.get("model_type", "unknown")), positions)
 
 
 def read_examples(path: Path, labels: tuple[str, ...], *, require_label: bool = True
@@ -70,11 +78,17 @@ def read_examples(path: Path, labels: tuple[str, ...], *, require_label: bool = 
                                 "check the path in [tool.quantgate]"))
     by_name = {name: i for i, name in enumerate(labels)}
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
+    with path.open("rb") as handle:  # bytes: a line that is not UTF-8 is named by number
+        for number, data in enumerate(handle, start=1):
+            where = f"{path}:{number}"
+            try:
+                raw = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(problem(where, f"bytes that are not UTF-8 ({exc.reason} at "
+                                        f"byte {exc.start + 1} of the line)", "UTF-8 text",
+                                        "re-save the file as UTF-8")) from None
             if not raw.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 record = json.loads(raw.strip())
             except ValueError as exc:

@@ -19,7 +19,7 @@ import numpy as np
 from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
-from .base import BackendRun, CheckReport, Judged, Probe, Session
+from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, too_long
 from .causal_lm import (
     INPUT_NAMES,
     Source,
@@ -107,6 +107,21 @@ class CausalLM:
 
     def config_record(self) -> dict[str, Any]:
         return {"window": self.config.window, "stride": self.config.stride}
+
+    def preflight(self) -> list[str]:
+        """Every document of the corpus (and calibration corpus) read once: UTF-8, JSONL lines,
+        not empty; the window against the model's positions."""
+        cfg = self.config
+
+        def read(path: Path) -> None:
+            for _ in iter_documents(path):  # raises on the first bad line, or on no text
+                pass
+
+        problems = guarded(lambda: read(cfg.eval))
+        calibration = cfg.calibration
+        if calibration is not None:
+            problems += guarded(lambda: read(calibration))
+        return problems + too_long("window", cfg.window, self.session.facts.positions)
 
     @cached_property
     def k(self) -> int:

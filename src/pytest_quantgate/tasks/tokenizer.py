@@ -34,6 +34,10 @@ class _Backend(Protocol):
 
     def decode(self, ids: list[int]) -> str: ...
 
+    def vocab_size(self) -> int: ...
+
+    def unk_id(self) -> int | None: ...
+
 
 class TextEncoder:
     """Encodes texts with the model's tokenizer, truncated to ``max_length`` (0: never; a causal
@@ -58,6 +62,16 @@ class TextEncoder:
             return cls(fast, 0 if pad_id is None else pad_id, max_length, "tokenizers")
         slow = _AutoBackend(model_dir, max_length)
         return cls(slow, slow.pad_id, max_length, "transformers")
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the tokenizer can produce (added tokens included)."""
+        return self._backend.vocab_size()
+
+    @property
+    def unk_id(self) -> int | None:
+        """The id of the unknown token (None: the tokenizer has none, e.g. byte-level BPE)."""
+        return self._backend.unk_id()
 
     def decode_token(self, token_id: int) -> str:
         """The text of one token id (for showing predicted next tokens)."""
@@ -95,6 +109,13 @@ class _FastBackend:
     def decode(self, ids: list[int]) -> str:
         return str(self._tok.decode(ids, skip_special_tokens=False))
 
+    def vocab_size(self) -> int:
+        return int(self._tok.get_vocab_size(with_added_tokens=True))
+
+    def unk_id(self) -> int | None:
+        token = getattr(self._tok.model, "unk_token", None)
+        return self.token_to_id(str(token)) if token else None
+
 
 class _AutoBackend:
     def __init__(self, model_dir: Path, max_length: int) -> None:
@@ -106,6 +127,13 @@ class _AutoBackend:
 
     def decode(self, ids: list[int]) -> str:
         return str(self._tok.decode(ids, skip_special_tokens=False))
+
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
+    def unk_id(self) -> int | None:
+        unk = self._tok.unk_token_id
+        return None if unk is None else int(unk)
 
     def encode(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
         out = self._tok(texts, truncation=bool(self._max_length),
