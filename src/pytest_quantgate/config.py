@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: tomli is the same parser (tomllib is its copy); a dependency only there
     import tomli as tomllib
 
+from .backends.onnx_precision import InferredPrecision, infer_precision, user_file
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
@@ -98,6 +99,9 @@ FIELDS: tuple[Field, ...] = (
           "pytest-benchmark saved run; a regression fails its item"),
     Field("strict", "bool", False, "a backend that cannot run here (runtime missing) fails "
           "instead of being skipped"),
+    Field("inconclusive", "choice", "skip", "what a check whose sample cannot decide becomes "
+          "(uncertainty.py): skip (visible, not failed), pass, or fail",
+          ("skip", "pass", "fail")),
     Field("html", "path", None, "write the self-contained HTML report here"),
     Field("inspect", "list", [], "texts whose softmax and logits the HTML report charts for "
           "every backend (besides the worst inputs)"),
@@ -143,6 +147,7 @@ class Config:
     latency_warmup: int = 2
     compare: Path | None = None
     strict: bool = False
+    inconclusive: str = "skip"  # the pytest outcome of an undecided check
     html: Path | None = None
     inspect: tuple[str, ...] = ()
     tolerances: Mapping[str, Tolerance | float] = field(default_factory=dict)
@@ -155,6 +160,9 @@ class Config:
     # Declared in [[tool.quantgate.backend]] but left out of an explicit `backends` list: not
     # gated, and the run says so in its header (a declaration alone used to be silently unused).
     unselected: tuple[str, ...] = ()
+    # User ONNX files (kind "onnx") gated without a declared precision: what their graph says
+    # (the header and the JSON report's config tell it; declared precisions are not here).
+    inferred_precision: Mapping[str, InferredPrecision] = field(default_factory=dict)
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
@@ -301,6 +309,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                       "a backend name or glob that matches a backend (e.g. "
                                       f"{known[0]!r}, \"*-int8-*\")" if known else "a backend name",
                                       "fix the pattern or remove the table"))
+    inferred = _infer_precisions(declared, names, table.get("backend", []), base_dir)
     chosen = values["backends"] is not None  # an explicit list: declared extras are not gated
     unselected = tuple(n for n in declared if chosen and n not in backends
                        and n != values["reference"])
@@ -315,6 +324,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         latency_rounds=values["latency_rounds"], latency_seconds=values["latency_seconds"],
         latency_warmup=values["latency_warmup"],
         compare=values["compare"], strict=values["strict"],
+        inconclusive=values["inconclusive"],
         html=values["html"], inspect=tuple(values["inspect"]),
         tolerances=tolerances_of(table, where),
         adversarial_max_examples=values["adversarial_max_examples"],
@@ -322,7 +332,28 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         adversarial_seed=values["adversarial_seed"],
         adversarial_profile=values["adversarial_profile"],
         window=values["window"], stride=values["stride"], unselected=unselected,
+        inferred_precision=inferred,
     )
+
+
+def _infer_precisions(declared: dict[str, BackendDecl], names: list[str], entries: list[Any],
+                      base_dir: Path) -> dict[str, InferredPrecision]:
+    """Set the precision of each gated user ONNX file that declares none from its graph, here
+    rather than when it is built, so that its thresholds (and the fixtures') follow it.
+
+    A file that does not exist is left at fp32 and unread: building it fails with the path."""
+    explicit = {e["name"] for e in entries if "precision" in e}  # validated: tables with a name
+    out: dict[str, InferredPrecision] = {}
+    for name in dict.fromkeys(names):
+        decl = declared[name]
+        if decl.kind != "onnx" or name in explicit:
+            continue
+        path = user_file(decl.options.get("path"), base_dir)
+        if not path.is_file():
+            continue
+        out[name] = infer_precision(path)
+        declared[name] = replace(decl, precision=out[name].precision)
+    return out
 
 
 def _check(f: Field, value: Any, where: str, base: Path) -> Any:

@@ -90,16 +90,57 @@ def parse_cpuinfo(text: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _cpuinfo_text() -> str:
+    """``/proc/cpuinfo``, read once per process (the manifest and the header both use it)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""  # macOS, Windows: no cpuinfo, so the flags stay unknown
+
+
+@functools.cache
 def cpu_flags() -> dict[str, Any]:
     """``parse_cpuinfo`` of this machine; the CPU name falls back to ``platform.processor``."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""  # macOS, Windows: no cpuinfo, so the flags stay unknown
-    info = parse_cpuinfo(text)
+    info = parse_cpuinfo(_cpuinfo_text())
     if info["cpu"] is None:
         info["cpu"] = platform.processor() or None
     return info
+
+
+def parse_cpu_family(text: str) -> tuple[str | None, str | None]:
+    """``cpu family`` and ``model`` of the first processor in ``/proc/cpuinfo`` text: a model
+    name such as "AMD EPYC" can hide several microarchitectures, with different INT8 kernels."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key in ("cpu family", "model") and key not in found:
+            found[key] = value.strip()
+        if len(found) == 2:
+            break
+    return found.get("cpu family") or None, found.get("model") or None
+
+
+def isa_line(info: Mapping[str, Any], family: str | None = None, model: str | None = None) -> str:
+    """One line on the CPU's INT8-relevant instruction sets (``cpu_flags``-shaped ``info``),
+    for the run's header: a baseline taken on another CPU may differ for that reason alone."""
+    cpu = info.get("cpu") or "unknown"
+    if family is not None and model is not None:
+        cpu = f"{cpu} (family {family} model {model})"
+    why = "INT8 results differ between CPUs with and without VNNI"
+    flags = info.get("cpu_flags")
+    if flags is None:
+        return f"CPU {cpu}: instruction sets unknown (no x86 flags in /proc/cpuinfo here); {why}"
+    have = set(flags)
+    sets = (("AVX2", {"avx2"}), ("AVX-512", {"avx512f"}), ("VNNI", set(VNNI_FLAGS)),
+            ("AMX", {"amx_int8"}))
+    listed = ", ".join(f"{name} {'yes' if have & wanted else 'no'}" for name, wanted in sets)
+    return f"CPU {cpu}: {listed} ({why})"
+
+
+def cpu_isa_line() -> str:
+    """``isa_line`` of this machine, from the cpuinfo the manifest read."""
+    return isa_line(cpu_flags(), *parse_cpu_family(_cpuinfo_text()))
 
 
 def _git(args: list[str], cwd: Path) -> str | None:

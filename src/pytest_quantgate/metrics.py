@@ -172,6 +172,11 @@ def topk_overlap(ref: Any, out: Any, k: int) -> float:
 
     Order inside the top-k does not matter. A row with NaN in either input scores 0.
     """
+    return float(topk_overlap_rows(ref, out, k).mean())
+
+
+def topk_overlap_rows(ref: Any, out: Any, k: int) -> FloatArray:
+    """Per row: |topk(ref) & topk(out)| / k (see ``topk_overlap``)."""
     r, o = _pair(ref, out)
     tr, to = topk_indices(r, k), topk_indices(o, k)
     k_eff = tr.shape[1]
@@ -181,7 +186,7 @@ def topk_overlap(ref: Any, out: Any, k: int) -> float:
     in_ref[rows, tr] = True
     shared = in_ref[rows, to].sum(axis=1) / k_eff
     shared[np.isnan(r).any(axis=1) | np.isnan(o).any(axis=1)] = 0.0
-    return float(shared.mean())
+    return np.asarray(shared, dtype=np.float64)
 
 
 def accuracy(logits: Any, labels: Any) -> float:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA = 2  # 2: CheckResult.details (causes, provenance, counts); 1 had none
-VERDICTS = ("passed", "failed", "error", "skipped", "missing")
+VERDICTS = ("passed", "failed", "inconclusive", "error", "skipped", "missing")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,11 @@ class Measure:
     passed: bool
     n: int  # inputs it was measured on
     n_failing: int = 0  # inputs that break it on their own (where that means something)
-    interval: tuple[float, float] | None = None  # 95% interval of a rate over n inputs
+    interval: tuple[float, float] | None = None  # 95% interval of a rate or mean over n inputs
+    # The estimate is on the failing side but its interval reaches the threshold: the sample
+    # cannot tell (uncertainty.py); ``decide_at``: about how many inputs would.
+    inconclusive: bool = False
+    decide_at: int | None = None
 
     @property
     def would_pass_at(self) -> float:

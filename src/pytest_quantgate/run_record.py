@@ -8,13 +8,15 @@ cannot be known stay empty, so the table and every report are still written.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from .errors import first_line
 from .inspected import InspectData, choose, drift_entry, inspect_data
+from .metrics import wilson_interval
 from .session import GateSession
 from .snapshot import BackendSummary, RunSnapshot
 
@@ -33,7 +35,7 @@ def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunS
     def guard(what: str, read: Callable[[], T], default: T) -> T:
         try:
             return read()
-        except Exception as exc:  # noqa: BLE001: recorded, and the rest of the record goes on
+        except Exception as exc:  # noqa: BLE001 - recorded, and the rest of the record goes on
             errors.append(f"{what}: {first_line(exc)}")
             return default
 
@@ -46,12 +48,18 @@ def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunS
         "n_inputs": guard("counting the eval inputs", lambda: gate.task.n_inputs(), None)
         if gate.ran(cfg.reference) else None,
         **guard("the task's configuration", lambda: gate.task.config_record(), {})}
+    if cfg.inferred_precision:  # user ONNX files whose precision the graph told (config.py)
+        config["precision_inferred"] = {n: p.to_dict() for n, p in cfg.inferred_precision.items()}
     backends: dict[str, BackendSummary] = {}
     for name in gate.judged():
         backends[name] = guard(f"backend {name!r}", lambda n=name: _judged(  # type: ignore[misc]
             gate, n), BackendSummary(
                 name, status="error", verdict="ERROR", reason="its record could not be taken"))
     failing = [n for n, b in backends.items() if b.verdict != "PASS"]
+    no_labels: list[str] = []
+    labels = tuple(guard("labels", lambda: [str(x) for x in gate.facts.labels], no_labels))
+    warning = guard("the reference's accuracy", lambda: reference_warning(
+        cfg.reference, [b.metrics for b in backends.values()], len(labels)), None)
     data = inspect if inspect is not None else guard("inspected inputs",
                                                      lambda: inspect_data(gate), None)
     return RunSnapshot(
@@ -60,9 +68,9 @@ def take_snapshot(gate: GateSession, inspect: InspectData | None = None) -> RunS
         reference=guard("reference", lambda: _summary(gate, cfg.reference), None)
         if gate.ran(cfg.reference) else None,
         backends=backends,
-        labels=tuple(guard("labels", lambda: [str(x) for x in gate.facts.labels], [])),
+        labels=labels,
         inspected=tuple(choose(data, failing, gate.judged()) if data is not None else ()),
-        errors=tuple(errors),
+        errors=tuple(errors), warnings=(warning,) if warning else (),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -97,3 +105,39 @@ def _judged(gate: GateSession, name: str) -> BackendSummary:
         checks=tuple(records.values()),
         latency={str(size): s.to_dict() for size, s in gate.latency.get(name, {}).items()},
         drift=drift_entry(gate, name), adversarial=slice_).judged()
+
+
+def reference_warning(reference: str, metrics: Iterable[Mapping[str, float]],
+                      num_labels: int) -> str | None:
+    """The line that says the reference is at chance on the eval set, or None.
+
+    Every judged backend's metrics carry the same reference's accuracy, on that backend's finite
+    rows: the backend with the most finite rows speaks for it (with none, labels are absent)."""
+    best: tuple[int, float] | None = None
+    for values in metrics:
+        if math.isfinite(values.get("reference_accuracy", math.nan)):
+            n = int(values.get("n_inputs", 0) - values.get("nonfinite_rows", 0))
+            if best is None or n > best[0]:
+                best = (n, float(values["reference_accuracy"]))
+    if best is None:
+        return None
+    return chance_line(reference, best[1], best[0], num_labels)
+
+
+def chance_line(reference: str, accuracy: float, n: int, num_labels: int) -> str | None:
+    """A line when ``accuracy`` on ``n`` labelled inputs is not clearly above chance
+    (1/``num_labels``): its 95% Wilson interval reaches chance, or it is at most 1.5 times it
+    (at most 0.1 above it: a binary classifier at 0.7 is poor, not at chance).
+
+    Such a reference (an untrained head, eval labels that do not match its id2label) makes every
+    agreement check measure noise, and a backend "passes" by agreeing with it."""
+    if num_labels < 2 or n < 1:
+        return None
+    chance = 1.0 / num_labels
+    low, high = wilson_interval(round(accuracy * n), n)
+    if low > chance and accuracy > min(1.5 * chance, chance + 0.1):
+        return None
+    where = "below" if high < chance else "at"
+    return (f"reference {reference!r} accuracy {accuracy:.3f} on {n} inputs is {where} chance "
+            f"(1 of {num_labels} labels = {chance:.3f}): its head is untrained or the eval labels "
+            "do not match its id2label; agreement with it measures noise")

@@ -19,8 +19,9 @@ from .records import CheckResult
 from .verdicts import backend_verdict, summary_line
 
 FORMAT = "pytest-quantgate-report"
-# 3: the run snapshot: per-backend "regressed" checks, run-level "errors"; readers of 2 ignore
-# the new keys. 2: "created", "labels", "inspected", per-backend "drift" and "comparison".
+# 3: the run snapshot: per-backend "regressed" checks, run-level "errors" (later "warnings",
+# read as none where absent); readers of 2 ignore the new keys. 2: "created", "labels",
+# "inspected", per-backend "drift" and "comparison".
 VERSION = 3
 
 
@@ -110,6 +111,9 @@ class RunSnapshot:
     inspected: tuple[dict[str, Any], ...] = ()  # named and worst inputs, every backend's logits
     comparison: dict[str, Any] | None = None  # against --quantgate-compare's baseline
     errors: tuple[str, ...] = ()  # run-level faults met while the snapshot was taken
+    # Run-level doubts about what the numbers mean (a reference at chance accuracy); a report
+    # written before they existed reads as having none.
+    warnings: tuple[str, ...] = ()
     created: str = ""
     version: int = VERSION
 
@@ -133,7 +137,8 @@ class RunSnapshot:
             "backends": {n: b.to_dict() for n, b in self.backends.items()},
             "not_run": self.not_run, "summary": self.summary, "created": self.created,
             "labels": list(self.labels), "inspected": list(self.inspected),
-            "comparison": self.comparison, "errors": list(self.errors)}
+            "comparison": self.comparison, "errors": list(self.errors),
+            "warnings": list(self.warnings)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSnapshot:
@@ -145,7 +150,9 @@ class RunSnapshot:
                       for n, e in (data.get("backends") or {}).items() if isinstance(e, Mapping)},
             labels=tuple(str(x) for x in data.get("labels") or ()),
             inspected=tuple(data.get("inspected") or ()), comparison=data.get("comparison"),
-            errors=tuple(data.get("errors") or ()), created=str(data.get("created") or ""),
+            errors=tuple(data.get("errors") or ()),
+            warnings=tuple(str(w) for w in data.get("warnings") or ()),
+            created=str(data.get("created") or ""),
             version=int(data.get("version") or 1))
 
     def with_comparison(self, comparison: dict[str, Any] | None,
@@ -178,6 +185,7 @@ def merge(parts: Sequence[RunSnapshot]) -> RunSnapshot:
             backends[name] = _merge_backend(found)
     return replace(first, backends=backends, inspected=_merge_inspected(p.inspected for p in parts),
                    errors=tuple(dict.fromkeys(e for p in parts for e in p.errors)),
+                   warnings=tuple(dict.fromkeys(w for p in parts for w in p.warnings)),
                    labels=first.labels or next((p.labels for p in parts if p.labels), ()))
 
 

@@ -33,7 +33,10 @@ KEYS: dict[str, Key] = {
     k.name: k
     for k in (
         Key("max_abs_logit", float, 0.0, None, "<=", "logits",
-            "largest absolute logit difference on any input"),
+            "absolute logit difference an input may reach (see max_abs_share)"),
+        Key("max_abs_share", float, 0.0, 1.0, "<=", "logits",
+            "share of inputs allowed beyond max_abs_logit: fails only when the sample shows "
+            "more (0: none may)"),
         Key("mean_abs_logit", float, 0.0, None, "<=", "logits",
             "mean absolute logit difference over all logits"),
         Key("kl_div", float, 0.0, None, "<=", "logits",
@@ -55,6 +58,9 @@ KEYS: dict[str, Key] = {
         Key("max_clipping_rate", float, 0.0, 1.0, "<=", "calibration",
             "share of a quantised tensor's golden-set values outside its calibrated range "
             "(worst tensor)"),
+        Key("adversarial_failure_rate", float, 0.0, 1.0, "<=", "adversarial",
+            "share of generated inputs allowed to break the thresholds: fails only when the "
+            "sample shows more"),
         Key("tie_margin", float, 0.0, 1.0, "param", "adversarial",
             "a top-1 disagreement on a generated input counts only when the reference's top-1 "
             "probability beats its runner-up by more than this (near-ties are not failures)"),
@@ -94,6 +100,20 @@ for _values in DEFAULTS.values():
 # fp32/fp16 whose flips only happen at margins ~1e-4.
 for _values in DEFAULTS.values():
     _values.update(tie_margin=0.1)
+# max_abs_share: a float backend has no business putting any input beyond its max_abs_logit
+# (0); an INT8 one may put a rare input there: a real 6-layer encoder's benign dynamic INT8
+# reached 2.2 on 1 of 600 headlines (issue 18), where its agreement and accuracy held. 1%
+# fails a backend only when its interval shows more than 1 in 100 inputs beyond the limit.
+for _precision, _values in DEFAULTS.items():
+    _values.update(max_abs_share=0.01 if _precision == "int8" else 0.0)
+# adversarial_failure_rate: generated inputs are far from the training data, where a benign
+# INT8 model drifts most; a real 6-layer encoder's benign INT8 recipes failed 2-31 of 200 under
+# the old per-input rule (issue 18), mostly flips at near-ties. With near-ties now measured
+# against the backend's own drift, INT8 may fail up to 5% of generated inputs, fp16/bf16 1%,
+# fp32 none. Provisional until the real-model figures (benchmarks/real_models.py) are in.
+_FAILURE_RATE = {"fp32": 0.0, "fp16": 0.01, "bf16": 0.01, "int8": 0.05}
+for _precision, _values in DEFAULTS.items():
+    _values.update(adversarial_failure_rate=_FAILURE_RATE[_precision])
 
 
 # A causal LM is judged on next-token agreement at every scored position of the corpus and on

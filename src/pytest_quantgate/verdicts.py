@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from .records import CheckResult
 
 PASS, FAIL, ERROR, SKIP, REGRESSED = "PASS", "FAIL", "ERROR", "SKIP", "REGRESSED"
+INCONCLUSIVE = "INCONCLUSIVE"  # no check failed; one could not be decided on this sample
 EXPECTED_FAIL, STRICT_XPASS = "FAIL (expected)", "XPASS (strict: fails)"
 
 
@@ -23,13 +24,16 @@ def backend_verdict(records: Iterable[CheckResult], expected: bool) -> tuple[str
         word = FAIL
     elif results and all(r.verdict == "skipped" for r in results):
         word = SKIP
+    elif any(r.verdict == "inconclusive" for r in results):
+        word = INCONCLUSIVE
     else:
         word = PASS
     if expected:
         word = {FAIL: EXPECTED_FAIL, PASS: STRICT_XPASS}.get(word, word)
     by_reason: dict[str, list[str]] = {}
     for r in results:
-        if r.verdict in ("failed", "error"):
+        if r.verdict in ("failed", "error") or r.verdict == "inconclusive" and word == \
+                INCONCLUSIVE:
             by_reason.setdefault(short_reason(r), []).append(r.check)
     reasons = [f"{'/'.join(checks)}: {text}" for text, checks in by_reason.items()]
     if not reasons:
@@ -45,12 +49,15 @@ def short_reason(result: CheckResult) -> str:
     or a skip whole (its one line says how to fix it)."""
     if result.verdict in ("error", "skipped"):
         return result.reason
-    failed = [m for m in result.measures if not m.passed and m.threshold is not None]
+    unsure = result.verdict == "inconclusive"
+    failed = [m for m in result.measures if not m.passed and m.threshold is not None
+              and m.inconclusive == unsure]
     parts = [f"{m.name} {m.value:.3g} {'>' if m.op == '<=' else '<'} {m.threshold:.3g}"
+             + (f" (about {m.decide_at} inputs would decide)" if unsure and m.decide_at else "")
              for m in failed]
     if not parts or "NaN" in result.reason:
         return result.reason.split(";")[0]
-    return ", ".join(parts)
+    return ("inconclusive: " if unsure else "") + ", ".join(parts)
 
 
 def check_counts(records: Iterable[CheckResult]) -> str:
@@ -71,7 +78,10 @@ def summary_line(words: Sequence[str]) -> str:
     failed = sum(w in (FAIL, STRICT_XPASS, REGRESSED) for w in words)
     skipped = sum(w == SKIP for w in words)
     errors = sum(w == ERROR for w in words)
+    unsure = sum(w == INCONCLUSIVE for w in words)
     rate = (skipped + errors) / n
     return (f"{n} backends judged: {passed} passed, {failed} failed, {expected} failed as "
-            f"expected, {skipped} skipped, {errors} errors; degraded rate {rate:.0%} "
-            f"({skipped + errors} of {n} could not produce a verdict)")
+            f"expected, {skipped} skipped, {errors} errors"
+            + (f", {unsure} inconclusive (more inputs would decide)" if unsure else "")
+            + f"; degraded rate {rate:.0%} ({skipped + errors} of {n} could not produce a "
+            "verdict)")

@@ -185,7 +185,8 @@ CASES = [
          ("pyproject.toml [tool.quantgate]: key: got 'batchsize', expected one of "
           "['adversarial_budget', 'adversarial_max_examples', 'adversarial_profile', "
           "'adversarial_seed', 'backend', 'backends', 'batch_size', 'cache_dir', "
-          "'calibration', 'compare', 'eval', 'expect_fail', 'html', 'inspect', 'json', "
+          "'calibration', 'compare', 'eval', 'expect_fail', 'html', 'inconclusive', 'inspect', "
+          "'json', "
           "'latency', 'latency_batch_sizes', 'latency_rounds', 'latency_seconds', "
           "'latency_warmup', 'max_length', 'model', 'padding', 'reference', 'strict', "
           "'stride', 'task', 'thresholds', 'tolerances', 'window', 'worst']; fix the "
@@ -268,8 +269,10 @@ CASES = [
          table='backends = ["same"]\n[tool.quantgate.thresholds."*-int4-*"]\nmax_abs_logit = 1'),
     Case('unknown threshold keyword',
          ('pyproject.toml [tool.quantgate]: thresholds.same: threshold keyword: got '
-          "'max_logit', expected one of ['accuracy_delta', 'f1_delta', 'kl_div', "
-          "'max_abs_logit', 'max_clipping_rate', 'max_rerun_diff', 'mean_abs_logit', "
+          "'max_logit', expected one of ['accuracy_delta', 'adversarial_failure_rate', "
+          "'f1_delta', 'kl_div', "
+          "'max_abs_logit', 'max_abs_share', 'max_clipping_rate', 'max_rerun_diff', "
+          "'mean_abs_logit', "
           "'min_int8_share', 'ppl_delta', 'tie_margin', 'top1_agreement', 'topk', "
           "'topk_overlap']; fix the spelling"),
          table='backends = ["same"]\n[tool.quantgate.thresholds.same]\nmax_logit = 1'),
@@ -413,3 +416,26 @@ def test_a_regression_within_thresholds_reads_regressed_in_every_view(project, c
     html = (pytester.path / "run.html").read_text()
     top = html.split('id="backends"')[0]  # the verdict table above the per-backend sections
     assert "REGRESSED" in top
+
+
+def test_an_undecided_check_is_skipped_by_default_and_configurable(project):  # type: ignore[no-untyped-def]
+    loose = ('\n[tool.quantgate.thresholds.drifty]\nmax_abs_logit = 100\nmean_abs_logit = 100\n'
+             'kl_div = 100\ntopk_overlap = 0\naccuracy_delta = 1\nf1_delta = 1\n')
+    pytester = project('backends = ["drifty"]' + loose + "top1_agreement = 0")
+    first, _ = run(pytester)
+    agreement = json.loads((pytester.path / "run.json").read_text())[
+        "backends"]["drifty"]["metrics"]["top1_agreement"]
+    assert 0.5 < agreement < 0.995 and first.ret == 0
+    # a hair above what 45 inputs measured: the sample cannot tell the two apart
+    project('backends = ["drifty"]' + loose + f"top1_agreement = {agreement + 0.005:.4f}")
+    result, out = run(pytester, "-rs")
+    assert result.ret == 0
+    assert "SKIPPED" in out and "inconclusive: top1_agreement" in out and "would decide" in out
+    report = json.loads((pytester.path / "run.json").read_text())
+    assert report["backends"]["drifty"]["verdict"] == "INCONCLUSIVE"
+    topk = next(c for c in report["backends"]["drifty"]["checks"] if c["check"] == "topk")
+    assert topk["verdict"] == "inconclusive" and topk["measures"][0]["decide_at"] > 45
+    failed, out = run(pytester, "--quantgate-inconclusive", "fail")
+    assert failed.ret == 1 and 'inconclusive = "fail"' in out
+    passed, _ = run(pytester, "--quantgate-inconclusive", "pass")
+    assert passed.ret == 0

@@ -260,3 +260,26 @@ def test_compare_tolerates_older_manifests() -> None:
     lines = mf.compare_manifests({"manifest_version": 0}, _manifest())
     assert "CPU: baseline absent, current Xeon (latency is not comparable)" in lines
     assert "numpy version: baseline absent, current 2.1.0" in lines
+
+
+# --- the header's CPU line ----------------------------------------------------------------------
+
+def test_isa_line_names_each_instruction_set() -> None:
+    text = SAPPHIRE_RAPIDS.replace("vendor_id", "cpu family\t: 6\nmodel\t\t: 143\nvendor_id", 1)
+    assert mf.parse_cpu_family(text) == ("6", "143")
+    assert mf.isa_line(mf.parse_cpuinfo(text), *mf.parse_cpu_family(text)) == (
+        "CPU Intel(R) Xeon(R) Platinum 8480+ (family 6 model 143): AVX2 yes, AVX-512 yes, "
+        "VNNI yes, AMX yes (INT8 results differ between CPUs with and without VNNI)")
+    assert mf.isa_line(mf.parse_cpuinfo(ZEN2), *mf.parse_cpu_family(ZEN2)) == (
+        "CPU AMD EPYC 7B12: AVX2 yes, AVX-512 no, VNNI no, AMX no (INT8 results differ between "
+        "CPUs with and without VNNI)")
+
+
+def test_isa_line_without_flags_says_unknown_not_no() -> None:
+    assert mf.isa_line(mf.parse_cpuinfo(ARM)) == (
+        "CPU unknown: instruction sets unknown (no x86 flags in /proc/cpuinfo here); INT8 "
+        "results differ between CPUs with and without VNNI")
+
+
+def test_cpu_isa_line_is_this_machines() -> None:
+    assert mf.cpu_isa_line().startswith(f"CPU {mf.cpu_flags()['cpu'] or 'unknown'}")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pytest_quantgate.records import CheckResult, Measure
+from pytest_quantgate.report.html.page import header
+from pytest_quantgate.report.table import summary_lines
 from pytest_quantgate.snapshot import BackendSummary, RunSnapshot, merge
 
 FAILED = CheckResult("b", "topk", "failed", "top1_agreement 0.5 < 0.99",
@@ -51,3 +55,22 @@ def test_a_report_of_an_older_version_reads() -> None:
     snap = RunSnapshot.from_dict(old)
     assert snap.version == 2 and snap.backends["b"].records["logits"].backend == "b"
     assert snap.backends["b"].checks[0].measures[0].threshold is None
+
+
+def test_warnings_round_trip_merge_in_order_and_render() -> None:
+    one = replace(_snap(BackendSummary("b", checks=(PASSED,)).judged()), warnings=("w1", "w2"))
+    two = replace(_snap(BackendSummary("a", checks=(PASSED,)).judged()), warnings=("w2", "w3"))
+    assert RunSnapshot.from_dict(one.to_dict()) == one
+    merged = merge([one, two])
+    assert merged.warnings == ("w1", "w2", "w3")  # union, first seen first, each once
+    assert [line for line in summary_lines(merged) if line.startswith("warning:")] == [
+        "warning: w1", "warning: w2", "warning: w3"]
+    assert "<tr><th>warning</th><td>w3</td></tr>" in header(merged.to_dict())
+
+
+def test_a_report_without_warnings_reads_as_having_none() -> None:
+    data = _snap(BackendSummary("b", checks=(PASSED,)).judged()).to_dict()
+    del data["warnings"]  # a version-3 report written before warnings existed
+    assert RunSnapshot.from_dict(data).warnings == ()
+    assert not any(line.startswith("warning:")
+                   for line in summary_lines(RunSnapshot.from_dict(data)))

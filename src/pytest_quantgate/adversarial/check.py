@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics as m
+from .. import uncertainty as u
 from ..checks import CheckContext
 from ..errors import BackendUnavailable
 from ..gate import _topk, summarize
@@ -56,7 +57,9 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     start = time.perf_counter()
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
-    fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), float(thr["tie_margin"]))
+    noise = drift_of(gate, backend)
+    fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), float(thr["tie_margin"]),
+                         noise)
     memo = {t: bool(f) for t, f in zip(corpus.texts, fails, strict=True)}
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     deadline = start + corpus.plan.budget
@@ -72,7 +75,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         pair = (gate.predict(gate.config.reference, [text])[0], gate.predict(backend, [text])[0])
         rows[text] = pair
         memo[text] = bool(failing_rows(pair[0][None], pair[1][None], float(thr["max_abs_logit"]),
-                                       float(thr["tie_margin"]))[0])
+                                       float(thr["tie_margin"]), noise)[0])
         return not memo[text]
 
     outcome = search(_strategy(gate, adversarial_texts), holds, seed=corpus.plan.seed,
@@ -80,16 +83,38 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                      key=f"quantgate-adversarial:{backend}")
     del runner
     return _record(gate, backend, corpus, out, fails, thr, outcome, rows,
-                   time.perf_counter() - start, out_of_time)
+                   time.perf_counter() - start, out_of_time, noise)
 
 
-def failing_rows(ref: np.ndarray, out: np.ndarray, max_abs_logit: float, tie_margin: float
-                 ) -> np.ndarray:
-    """Rows that break the property: non-finite, too far, or a decisive top-1 flip."""
+def drift_of(gate: CheckContext, backend: str) -> float:
+    """The backend's own drift on the eval set: the 99th percentile over inputs of the largest
+    |logit difference|. A backend that moves each logit by up to d can swap two classes whose
+    logits are less than 2d apart; such a flip on a generated input is the precision's noise on
+    the model's own scale, not a failure. 0 where the eval run kept no logits (a causal LM)."""
+    ref, run = gate.run(gate.config.reference), gate.run(backend)
+    if ref.logits is None or run.logits is None:
+        return 0.0
+    diff = np.abs(ref.logits.astype(np.float64) - run.logits.astype(np.float64)).max(axis=1)
+    diff = diff[np.isfinite(diff)]
+    return float(np.percentile(diff, 99)) if len(diff) else 0.0
+
+
+def failing_rows(ref: np.ndarray, out: np.ndarray, max_abs_logit: float, tie_margin: float,
+                 noise: float = 0.0) -> np.ndarray:
+    """Rows that break the property: non-finite, too far, or a decisive top-1 flip: one where
+    the reference's top-1 probability beats its runner-up by more than ``tie_margin`` and its
+    top-1 logit beats the runner-up's by more than twice the backend's drift ``noise``."""
     finite = np.isfinite(out).all(axis=1)
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     flip = np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)
-    return ~finite | (diff > max_abs_logit) | (flip & (margins(ref) > tie_margin))
+    decisive = (margins(ref) > tie_margin) & (logit_margins(ref) > 2.0 * noise)
+    return ~finite | (diff > max_abs_logit) | (flip & decisive)
+
+
+def logit_margins(ref: np.ndarray) -> np.ndarray:
+    """The reference's top-1 logit minus its runner-up's, per row."""
+    top = np.sort(ref.astype(np.float64), axis=1)
+    return top[:, -1] - top[:, -2] if top.shape[1] > 1 else np.full(len(top), np.inf)
 
 
 def margins(ref: np.ndarray) -> np.ndarray:
@@ -106,44 +131,67 @@ def _strategy(gate: CheckContext, adversarial_texts: Any) -> Any:
 
 def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
             thr: dict[str, float | int], outcome: Any, rows: dict[str, tuple[np.ndarray, np.ndarray]],
-            seconds: float, out_of_time: bool) -> CheckResult:
+            seconds: float, out_of_time: bool, noise: float) -> CheckResult:
     names, k, n = gate.task.class_names, int(thr["topk"]), len(corpus.texts)
     ref = corpus.ref
+    limit, tie = float(thr["max_abs_logit"]), float(thr["tie_margin"])
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     diff = np.where(np.isfinite(out).all(axis=1), diff, np.inf)
     flips = (np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)) \
-        & (margins(ref) > float(thr["tie_margin"]))
-    limit = float(thr["max_abs_logit"])
+        & (margins(ref) > tie) & (logit_margins(ref) > 2.0 * noise)
     finite_max = float(diff[np.isfinite(diff)].max()) if np.isfinite(diff).any() else float("inf")
-    measures = (
-        Measure("max_abs_logit", finite_max, limit, "<=", bool((diff <= limit).all()), n,
-                int((diff > limit).sum())),
-        Measure("decisive_top1_flips", float(flips.sum()), 0.0, "<=", not flips.any(), n,
-                int(flips.sum())),
-    )
+
+    def why(r: np.ndarray, o: np.ndarray) -> tuple[str, float]:
+        """What made an input fail, as the worst-input line shows it."""
+        d = float(np.abs(r.astype(np.float64) - np.nan_to_num(o.astype(np.float64))).max())
+        if not np.isfinite(o).all():
+            return "NaN/Inf output", float("inf")
+        if d > limit:
+            return f"max|diff| > {limit:g}:", d
+        if np.argmax(r) != np.argmax(o):
+            return "top-1 flip; reference logit margin", float(logit_margins(r[None])[0])
+        return "max|diff|", d
 
     def worst(text: str, r: np.ndarray, o: np.ndarray, i: int) -> Worst:
-        score = float(np.abs(r.astype(np.float64) - np.nan_to_num(o.astype(np.float64))).max())
-        return Worst(i, text, None, score, _topk(r, names, k), _topk(o, names, k))
+        metric, score = why(r, o)
+        return Worst(i, text, None, score, _topk(r, names, k), _topk(o, names, k), metric)
 
     failing = [worst(corpus.texts[i], ref[i], out[i], int(i))
                for i in np.flatnonzero(fails)[np.argsort(-diff[fails], kind="stable")]]
     minimal = outcome.minimal
+    extra = 0  # a failing input the search found (or the database replayed) outside the corpus
     if minimal is not None:
         r, o = rows[minimal] if minimal in rows else _pair(corpus, out, minimal)
         failing = [worst(minimal, r, o, -1), *(w for w in failing if w.text != minimal)]
+        extra = int(minimal not in corpus.texts)
+    count, total = int(fails.sum()) + extra, n + extra
+    allowed = float(thr["adversarial_failure_rate"])
+    interval, sd = u.rate(count, total)
+    judged = u.judge(count / total, allowed, "<=", interval, sd, total) if count else \
+        u.Judged("passed", interval)
+    measures = (
+        Measure("adversarial_failure_rate", count / total, allowed, "<=",
+                judged.outcome == "passed", total, count, interval,
+                judged.outcome == "inconclusive", judged.decide_at),
+        # reported, judged through the rate above
+        Measure("max_abs_logit", finite_max, None, "<=", True, n, int((diff > limit).sum())),
+        Measure("decisive_top1_flips", float(flips.sum()), None, "<=", True, n, int(flips.sum())),
+    )
     metrics = summarize(ref, out, None, k, len(names))
     slice_ = {
         "n_inputs": n, "seed": corpus.plan.seed, "profile": corpus.plan.profile,
         "max_examples": corpus.plan.max_examples, "budget_seconds": corpus.plan.budget,
         "seconds": round(seconds, 3), "corpus_seconds": round(corpus.seconds, 3),
         "metrics": metrics, "n_failing": int(fails.sum()), "minimal": minimal,
-        "failing": [{"text": w.text, "max_abs_diff": w.score, "reference": w.reference,
-                     "backend": w.backend} for w in failing[:FAILING_SHOWN]],
+        "failing": [{"text": w.text, "why": w.metric, "score": w.score,
+                     "max_abs_diff": w.score if w.metric.startswith("max") else None,
+                     "reference": w.reference, "backend": w.backend}
+                    for w in failing[:FAILING_SHOWN]],
         "tried_one_by_one": len([t for t in outcome.tried if t in rows]),
         "first_tried": outcome.tried[0] if outcome.tried else None,
         "budget_exhausted": out_of_time, "search_error": outcome.error,
-        "tie_margin": float(thr["tie_margin"]),
+        "tie_margin": tie, "drift_q99": round(noise, 6), "failure_rate": count / total,
+        "allowed_failure_rate": allowed,
     }
     details: dict[str, Any] = {"adversarial": slice_}
     notes = []
@@ -154,21 +202,26 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         notes.append(f"Hypothesis reported {outcome.error}")
     if notes:
         details["notes"] = notes
-    if minimal is None and not fails.any():
-        return CheckResult(backend, CHECK, "passed",
-                           f"{n} generated inputs within thresholds (max |logit diff| "
-                           f"{finite_max:.3g}, no top-1 flip beyond a tie_margin of "
-                           f"{float(thr['tie_margin']):g}; {seconds:.1f} s, seed "
-                           f"{corpus.plan.seed})", measures, n, tuple(failing[:1]),
+    rule = (f"max_abs_logit {limit:g}, or a top-1 flip where the reference's margin exceeds "
+            f"tie_margin {tie:g} and twice the backend's drift {noise:.3g}")
+    found = f"{count}/{total} generated inputs break the thresholds ({rule})"
+    if not count:
+        return CheckResult(backend, CHECK, "passed", f"{found}; {seconds:.1f} s, seed "
+                           f"{corpus.plan.seed}", measures, n, tuple(failing[:1]),
                            details=details)
-    where = f"{int(fails.sum())}/{n} generated inputs" if fails.any() else \
-        "an input replayed from the example database"
-    reason = (f"{where} break the thresholds (max_abs_logit {limit:g}, or a top-1 flip where "
-              f"the reference's margin exceeds tie_margin {float(thr['tie_margin']):g})")
+    first = failing[0]
+    reason = (f"{found}: {count / total:.1%} (95% CI {interval[0]:.1%}-{interval[1]:.1%}) "
+              f"against an allowed adversarial_failure_rate of {allowed:.1%}; first: "
+              f"{first.text!r}: {first.metric} {first.score:.3g}")
     if minimal is not None:
         reason += f"; minimal input after shrinking: {minimal!r} ({len(minimal)} chars)"
     reason += f"; seed {corpus.plan.seed}"
-    return CheckResult(backend, CHECK, "failed", reason, measures, n,
+    if judged.outcome == "inconclusive":
+        reason = (f"inconclusive: {reason}; about {judged.decide_at} generated inputs would "
+                  "decide (adversarial_max_examples)")
+    elif judged.outcome == "passed":
+        reason = f"within the allowed rate: {reason}"
+    return CheckResult(backend, CHECK, judged.outcome, reason, measures, total,
                        tuple(failing[: max(gate.config.worst, 1)]), details=details)
 
 

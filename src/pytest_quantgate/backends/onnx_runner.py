@@ -21,6 +21,7 @@ from ..cache import Artifact
 from ..errors import BackendError, DataError, problem
 from .base import BackendInfo, Runner, TensorSpec
 from .onnx_export import MODEL_FILE, fp32_export, read_details
+from .onnx_precision import user_file
 from .registry import BackendDecl, BuildContext
 
 PROVIDER = "CPUExecutionProvider"
@@ -136,10 +137,8 @@ def create(decl: BackendDecl, ctx: BuildContext) -> OnnxRunner:
 
 
 def _user_file(decl: BackendDecl, ctx: BuildContext) -> OnnxRunner:
-    raw = decl.options.get("path")
-    path = Path(str(raw)).expanduser()
-    if not path.is_absolute():
-        path = Path(ctx.base_dir) / path
+    # Resolved as config.py resolved it to infer the precision: the same file.
+    path = user_file(decl.options.get("path"), ctx.base_dir)
     if not path.is_file():
         raise DataError(problem(f"backend {decl.name!r}: ONNX file", str(path),
                                 "an existing .onnx file",

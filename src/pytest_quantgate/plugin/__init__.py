@@ -55,11 +55,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     st = config.stash.get(STATE_KEY, None)
-    if st is None or not st.enabled or st.config is None or not st.config.unselected:
+    if st is None or not st.enabled:
         return []
-    names = ", ".join(st.config.unselected)
-    return [f"quantgate: declared but not gated: {names} (not in backends; add them to "
-            "backends, or pass --quantgate-backends, to gate them)"]
+    from ..manifest import cpu_isa_line
+
+    # The CPU first: INT8 results (and a baseline taken elsewhere) depend on its instruction sets.
+    lines = [f"quantgate: {cpu_isa_line()}"]
+    if st.config is None:
+        return lines
+    lines += [f"quantgate: {guess.header_line(name)}"
+              for name, guess in st.config.inferred_precision.items()]
+    if st.config.unselected:
+        names = ", ".join(st.config.unselected)
+        lines.append(f"quantgate: declared but not gated: {names} (not in backends; add them to "
+                     "backends, or pass --quantgate-backends, to gate them)")
+    return lines
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -80,6 +80,14 @@ class GateItem(DiagnosisItem):
             pytest.skip(result.reason)
         if result.verdict == "missing":
             pytest.skip(f"not measured: {result.reason}")
+        if result.verdict == "inconclusive":  # the sample cannot decide (uncertainty.py)
+            if gate.config.inconclusive == "fail":
+                raise QuantgateFailure(f"{self.nodeid} {result.reason} (inconclusive = "
+                                       "\"fail\": an undecided check fails the gate)")
+            if gate.config.inconclusive == "skip":
+                pytest.skip(f"{result.reason} (inconclusive = \"pass\" or \"fail\" to "
+                            "decide it otherwise)")
+            return
         if result.verdict in ("failed", "error"):
             from ..report.diagnosis import diagnosis
 

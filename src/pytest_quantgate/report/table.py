@@ -51,6 +51,7 @@ def summary_lines(snapshot: RunSnapshot) -> list[str]:
              snapshot.summary]
     lines += [f"{name}: {e.verdict}: {e.reason}" for name, e in snapshot.backends.items()
               if e.verdict != "PASS" and e.reason]
+    lines += [f"warning: {text}" for text in snapshot.warnings]
     lines += [f"run error: {text}" for text in snapshot.errors]
     entries = [snapshot.reference] if snapshot.reference is not None else []
     for entry in [*entries, *snapshot.backends.values()]:  # a damaged cache entry rebuilt, ...

@@ -55,6 +55,7 @@ def header(report: dict[str, Any]) -> str:
     commit = f"{str(git.get('commit') or 'unknown')[:12]}{' (dirty)' if git.get('dirty') else ''}"
     rows = [("reference", view_for(report).reference_line(report)),
             ("summary", report.get("summary", "")),
+            *(("warning", str(w)) for w in report.get("warnings") or ()),
             ("model sha256", str(m.get("model_sha256") or "")[:16]), ("data sha256", data),
             ("commit", commit), ("packages", packages),
             ("machine", f"{machine.get('cpu')} · {machine.get('cores')} cores · "
