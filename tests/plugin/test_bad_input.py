@@ -172,6 +172,12 @@ CASES = [
          ("tokenizer of {root}/model (tokenizers): unknown tokens in the eval set: got '60% "
           "of 100', expected at most 20% (the model's tokenizer knows its words); save the "
           "model's own tokenizer (tokenizer.json) beside it"), change=unknown_words),
+    Case("a model saved with a language-model head",
+         ("config.json architectures: got ['BertForMaskedLM'], expected a model saved with the "
+          "head of task 'text-classification' (...ForSequenceClassification); set task to what "
+          "the model was trained for, or save the model with that head (its weights would "
+          "otherwise be initialised at random)"),
+         change=model_config(architectures=["BertForMaskedLM"])),
     Case("max_length beyond the model's positions",
          ("max_length: got 64, expected at most the model's 32 positions (config.json); set "
           'max_length = 32 or less'),

@@ -15,7 +15,7 @@ import numpy as np
 from ..checks import CheckContext
 from ..records import CheckResult
 
-FINDERS = ("contract", "determinism", "int8-coverage", "calibration")
+FINDERS = ("contract", "determinism", "int8-coverage", "calibration", "saturation")
 
 
 def explain(gate: CheckContext, backend: str, records: dict[str, CheckResult]

@@ -25,6 +25,12 @@ def _int8(gate: CheckContext, backend: str) -> bool:
     return _not_reference(gate, backend) and gate.config.decl(backend).precision == "int8"
 
 
+def _onnx_int8(gate: CheckContext, backend: str) -> bool:
+    # Only ORT's own INT8 builds: the check rebuilds their recipe with reduce_range = true
+    return _not_reference(gate, backend) and gate.config.decl(backend).kind in (
+        "onnx-int8-dynamic", "onnx-int8-static")
+
+
 def _static_int8(gate: CheckContext, backend: str) -> bool:
     return _not_reference(gate, backend) and gate.config.decl(backend).kind == "onnx-int8-static"
 
@@ -37,3 +43,5 @@ register(CheckSpec("int8-coverage", f"{_HERE}.int8_coverage:check", _int8,
                    "share of matrix multiplies that really run in integer precision", tasks=BOTH))
 register(CheckSpec("calibration", f"{_HERE}.calibration:check", _static_int8,
                    "share of golden activations outside the calibrated ranges"))
+register(CheckSpec("saturation", f"{_HERE}.saturation:check", _onnx_int8,
+                   "int8 weights at full range saturating the u8s8 kernel of a CPU without VNNI"))

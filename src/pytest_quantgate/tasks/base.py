@@ -199,3 +199,26 @@ def too_long(key: str, value: int, positions: int | None) -> list[str]:
         return []
     return [problem(key, value, f"at most the model's {positions} positions (config.json)",
                     f"set {key} = {positions} or less")]
+
+
+# The heads transformers names in config.json's "architectures", by what they do. A model saved
+# as one and gated as another task loads with the other head initialised at random.
+HEADS = {"text-classification": ("ForSequenceClassification",),
+         "causal-lm": ("ForCausalLM", "LMHeadModel"),
+         "other": ("ForMaskedLM", "ForTokenClassification", "ForQuestionAnswering",
+                   "ForPreTraining", "ForMultipleChoice")}
+
+
+def head_problem(architectures: Sequence[str], task: str) -> list[str]:
+    """The model was saved with another task's head (a custom class name says nothing)."""
+    from ..errors import problem
+
+    wanted = HEADS.get(task, ())
+    others = [s for t, suffixes in HEADS.items() if t != task for s in suffixes]
+    if not architectures or any(a.endswith(wanted) for a in architectures) \
+            or not all(a.endswith(tuple(others)) for a in architectures):
+        return []
+    return [problem("config.json architectures", list(architectures), f"a model saved with "
+                    f"the head of task {task!r} (...{wanted[0]})" if wanted else "its task's head",
+                    "set task to what the model was trained for, or save the model with that "
+                    "head (its weights would otherwise be initialised at random)")]

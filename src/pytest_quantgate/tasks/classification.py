@@ -19,7 +19,7 @@ from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
 from ..gate import evaluate
-from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, too_long
+from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
 from .batching import Batch, batches, latency_feed, make_feed
 from .data import Example, read_examples
 from .text_classification import Shapes, predict_logits, shape_policy
@@ -81,6 +81,7 @@ class Classification:
         if calibration is not None:
             problems += guarded(lambda: read_examples(calibration, labels, require_label=False))
         problems += too_long("max_length", cfg.max_length, self.session.facts.positions)
+        problems += head_problem(self.session.facts.architectures, self.name)
         for pattern, table in cfg.thresholds.items():
             k = table.get("topk")
             if k is not None and len(labels) > 1 and int(k) >= len(labels):

@@ -30,6 +30,7 @@ class ModelFacts:
     vocab_size: int
     model_type: str
     positions: int | None = None  # the longest input its position embeddings allow
+    architectures: tuple[str, ...] = ()  # the classes it was saved as (config.json)
 
 
 def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts:
@@ -50,9 +51,11 @@ def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts
     positions = next((int(v) for k in POSITION_KEYS
                       if isinstance(v := config.get(k), int) and not isinstance(v, bool) and v > 0),
                      None)
+    saved = config.get("architectures")
+    architectures = tuple(str(a) for a in saved) if isinstance(saved, list) else ()
     if not need_labels:
         return ModelFacts((), int(config.get("vocab_size") or 0),
-                          str(config.get("model_type", "unknown")), positions)
+                          str(config.get("model_type", "unknown")), positions, architectures)
     id2label = config.get("id2label")
     if not isinstance(id2label, dict) or not id2label:
         raise DataError(problem(f"{path}: id2label", id2label, "a mapping of class id to label",
@@ -66,7 +69,7 @@ def read_model_facts(model_dir: Path, *, need_labels: bool = True) -> ModelFacts
         raise DataError(problem(f"{path}: id2label ids", [k for k, _ in pairs],
                                 f"0..{len(pairs) - 1} without gaps", "re-number the labels"))
     return ModelFacts(tuple(v for _, v in pairs), int(config.get("vocab_size") or 0),
-                      str(config.get("model_type", "unknown")), positions)
+                      str(config.get("model_type", "unknown")), positions, architectures)
 
 
 def read_examples(path: Path, labels: tuple[str, ...], *, require_label: bool = True

@@ -19,7 +19,7 @@ import numpy as np
 from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
-from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, too_long
+from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
 from .causal_lm import (
     INPUT_NAMES,
     Source,
@@ -121,7 +121,8 @@ class CausalLM:
         calibration = cfg.calibration
         if calibration is not None:
             problems += guarded(lambda: read(calibration))
-        return problems + too_long("window", cfg.window, self.session.facts.positions)
+        return (problems + too_long("window", cfg.window, self.session.facts.positions)
+                + head_problem(self.session.facts.architectures, self.name))
 
     @cached_property
     def k(self) -> int:
