@@ -8,7 +8,7 @@ STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
 LM_DEMO := examples/stories
 
-.PHONY: setup browser demo test lint unit bench clean
+.PHONY: setup browser demo test lint unit bench real-models clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ bench: setup
 	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) benchmarks/gate_overhead.py
 	$(PY) benchmarks/vs_polygraphy.py
+
+# Opt-in, not part of test or demo: the default thresholds on two real pretrained encoders
+# (all-MiniLM-L6-v2, all-mpnet-base-v2, from pip wheels), 3 gate runs each with fresh
+# adversarial seeds; cached under .real-models/ (about 3.3 GB). See docs/real-models.md.
+real-models: setup
+	$(PY) benchmarks/real_models.py
 
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \

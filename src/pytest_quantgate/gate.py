@@ -126,7 +126,7 @@ def evaluate(
             lost, gained = (wrong & right_ref)[finite], (~wrong & ~right_ref)[finite]
             measures = (measure("accuracy_delta", wrong & right_ref,
                                 spread=u.paired_drop(int(lost.sum()), int(gained.sum()), n_ok)),
-                        measure("f1_delta"))  # macro-F1 has no simple interval: on its value
+                        measure("f1_delta", spread=f1_spread(r, o, labels[finite], len(label_names))))
             lost = np.flatnonzero(wrong & right_ref)
             rows = lost if len(lost) else everything
         failed = [x for x in measures if not x.passed and not x.inconclusive]
@@ -140,6 +140,16 @@ def evaluate(
                                      worst(rows) if verdict == "failed" else worst(rows)[:1],
                                      expected_failure)
     return results, values
+
+
+def f1_spread(ref: np.ndarray, out: np.ndarray, labels: np.ndarray, num_labels: int
+              ) -> tuple[tuple[float, float], float]:
+    """The macro-F1 drop's interval: a paired bootstrap over inputs (no closed form)."""
+    def drop(rows: np.ndarray) -> float:
+        return m.macro_f1(ref[rows], labels[rows], num_labels) - \
+            m.macro_f1(out[rows], labels[rows], num_labels)
+
+    return u.paired_bootstrap(drop, len(labels))
 
 
 def _describe(x: Measure) -> str:

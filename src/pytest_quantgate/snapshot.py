@@ -175,6 +175,10 @@ def merge(parts: Sequence[RunSnapshot]) -> RunSnapshot:
     if not parts:
         raise ValueError("merge: got no snapshots, expected at least one")
     ran = [p for p in parts if p.reference is not None and p.reference.status == "ok"]
+    # The worker whose pass computed the reference tells it as a serial run would ("computed in
+    # ... s"); the others loaded what it cached in the same run.
+    ran.sort(key=lambda p: bool(p.reference is not None
+                                and p.reference.timing.get("reference_cached")))
     first = (ran or list(parts))[0]
     order = [str(n) for n in first.config.get("backends") or ()]
     names = [*order, *(n for p in parts for n in p.backends if n not in order)]

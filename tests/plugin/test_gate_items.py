@@ -31,7 +31,9 @@ def test_without_the_flag_no_gate_items_run(project):
 def test_failing_gate_reads_like_a_diagnosis(project):
     pytester = project('backends = ["swapped"]')
     result = pytester.runpytest("--quantgate")
-    result.assert_outcomes(failed=4, passed=1)  # contract names the swap; determinism passes
+    # contract names the swap; determinism passes; the accuracy drop of a swap against the fake
+    # reference (at chance: 0.36 on 45 inputs) cannot be decided on 45 inputs: skipped
+    result.assert_outcomes(failed=3, passed=1, skipped=1)
     result.stdout.fnmatch_lines([
         "*quantgate::swapped::logits failed: max_abs_logit * > 0.001 on 45/45 inputs*"
         "would pass with max_abs_logit=*",

@@ -97,7 +97,9 @@ def test_planted_flip_fails_topk_with_the_flipped_text(ref: np.ndarray, labels: 
     assert overlap.passed  # the top-3 set did not change
     assert topk.reason.startswith("top1_agreement 0.95 < 0.999 on 1/20 inputs (95% CI ")
     assert topk.reason.endswith("; would pass with top1_agreement=0.95")
-    assert results["accuracy"].verdict == "failed"
+    # one lost input of 20 is a 5% accuracy (and macro-F1) drop whose interval reaches 0.2%:
+    # the sample cannot tell (uncertainty.py); the input is still the one shown
+    assert results["accuracy"].verdict == "inconclusive"
     assert [w.text for w in results["accuracy"].worst] == ["text 7"]
 
 

@@ -74,3 +74,17 @@ def test_a_report_without_warnings_reads_as_having_none() -> None:
     assert RunSnapshot.from_dict(data).warnings == ()
     assert not any(line.startswith("warning:")
                    for line in summary_lines(RunSnapshot.from_dict(data)))
+
+
+def test_merge_tells_the_reference_as_the_worker_that_computed_it() -> None:
+    loaded = replace(_snap(BackendSummary("a", checks=(PASSED,)).judged()),
+                     reference=BackendSummary("ref", status="ok",
+                                              timing={"reference_cached": True}))
+    computed = replace(_snap(BackendSummary("b", checks=(PASSED,)).judged()),
+                       reference=BackendSummary("ref", status="ok",
+                                                timing={"reference_cached": False,
+                                                        "predict_seconds": 1.5}))
+    for parts in ([loaded, computed], [computed, loaded]):  # whichever worker ends first
+        merged = merge(parts)
+        assert merged.reference is not None
+        assert merged.reference.timing["reference_cached"] is False

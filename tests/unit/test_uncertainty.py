@@ -119,3 +119,20 @@ def test_the_adversarial_failure_rate_is_judged_with_its_bound(count: int, allow
     judged = u.judge(count / 200, allowed, "<=", interval, sd, 200) if count else \
         u.Judged("passed", interval)
     assert judged.outcome == outcome
+
+
+def test_the_macro_f1_drop_has_a_bootstrap_interval_that_is_the_same_every_run() -> None:
+    from pytest_quantgate.gate import f1_spread
+
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 3, (300, 3))
+    labels = ref.argmax(axis=1)
+    out = ref.copy()
+    out[:12, :] = out[:12, ::-1]  # a few inputs lost
+    first, second = f1_spread(ref, out, labels, 3), f1_spread(ref, out, labels, 3)
+    assert first == second  # a fixed seed: serial and pytest-xdist runs agree
+    from pytest_quantgate.metrics import macro_f1
+
+    drop = macro_f1(ref, labels, 3) - macro_f1(out, labels, 3)
+    (low, high), _ = first
+    assert 0.0 < low < drop < high  # around the measured drop, and clearly a drop

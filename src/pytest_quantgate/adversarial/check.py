@@ -204,13 +204,15 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         details["notes"] = notes
     rule = (f"max_abs_logit {limit:g}, or a top-1 flip where the reference's margin exceeds "
             f"tie_margin {tie:g} and twice the backend's drift {noise:.3g}")
-    found = f"{count}/{total} generated inputs break the thresholds ({rule})"
+    found = (f"{int(fails.sum())}/{n} generated inputs" + (" and 1 input the search found"
+                                                          if extra else "")
+             + f" break the thresholds ({rule})")
     if not count:
         # (its time is in the report's slice: a reason says the same on every run of the code)
         return CheckResult(backend, CHECK, "passed", f"{found}; seed {corpus.plan.seed}",
                            measures, n, tuple(failing[:1]), details=details)
     first = failing[0]
-    reason = (f"{found}: {count / total:.1%} (95% CI {interval[0]:.1%}-{interval[1]:.1%}) "
+    reason = (f"{found}: {count}/{total} = {count / total:.1%} (95% CI {interval[0]:.1%}-{interval[1]:.1%}) "
               f"against an allowed adversarial_failure_rate of {allowed:.1%}; first: "
               f"{first.text!r}: {first.metric} {first.score:.3g}")
     if minimal is not None:
