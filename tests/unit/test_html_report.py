@@ -176,3 +176,17 @@ def test_a_page_carries_no_control_or_bidi_characters_from_labels_or_texts():
     page = render_html(report)
     assert not any(c in page for c in HIDDEN_CODE_POINTS)
     assert "\\u202eevil" in page  # visible where the override was, in text and attributes
+
+
+def test_the_terminal_views_show_user_text_safely() -> None:
+    from pytest_quantgate.records import CheckResult, Worst
+    from pytest_quantgate.report.diagnosis import diagnosis
+    from pytest_quantgate.report.table import render
+
+    bad = "evil\x1b[2Jname\u202e"
+    lines = render([(bad, "fp32", "PASS")], ("backend", "prec", "verdict"))
+    record = CheckResult(bad, "topk", "failed", f"top-1 flips on {bad}", (), 1,
+                         (Worst(0, bad, bad, 1.0, ((bad, 0.9),), ((bad, 0.8),)),))
+    for text in ["\n".join(lines), diagnosis(record)]:
+        assert "\x1b" not in text and "\u202e" not in text
+        assert "\\u202e" in text  # shown, not dropped: the reader sees something was there

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..records import CheckResult, Worst
+from .text import safe_text
 
 
 def diagnosis(result: CheckResult) -> str:
@@ -17,7 +18,7 @@ def diagnosis(result: CheckResult) -> str:
     if result.worst:
         lines.append(f"  worst inputs ({len(result.worst)} shown; reference | {result.backend}):")
         lines += [_worst(w) for w in result.worst]
-    return "\n".join(lines)
+    return "\n".join(safe_text(line) for line in lines)  # texts and labels are user data
 
 
 def _worst(w: Worst) -> str:

@@ -7,10 +7,13 @@ from collections.abc import Sequence
 
 from ..snapshot import RunSnapshot
 from .columns import number, table_rows, verdict_columns
+from .text import safe_text
 
 
 def render(table: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
-    """Columns padded to their widest cell; the first and last left-aligned, the rest right."""
+    """Columns padded to their widest cell; the first and last left-aligned, the rest right.
+    Cells are user text (backend names, reasons): shown safe (report/text.py)."""
+    table = [[safe_text(c) for c in row] for row in table]
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
 
     def line(r: Sequence[str]) -> str:
@@ -49,7 +52,7 @@ def summary_lines(snapshot: RunSnapshot) -> list[str]:
              "build s: * = loaded from the cache (the figure is the original build); "
              "checks p/f/s = passed/failed/skipped",
              snapshot.summary]
-    lines += [f"{name}: {e.verdict}: {e.reason}" for name, e in snapshot.backends.items()
+    lines += [safe_text(f"{name}: {e.verdict}: {e.reason}") for name, e in snapshot.backends.items()
               if e.verdict != "PASS" and e.reason]
     lines += [f"warning: {text}" for text in snapshot.warnings]
     lines += [f"run error: {text}" for text in snapshot.errors]

@@ -10,31 +10,19 @@ import html
 import math
 from collections.abc import Sequence
 
+from ..text import safe_text
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a")
 REFERENCE_COLOR = "#111111"
 
 
-def _unsafe_text_table() -> dict[int, str | None]:
-    # Labels, texts and backend names come from users' data files and model configs. C0/C1
-    # controls (NUL, ESC, BEL...) are invisible or break XML (an SVG with a NUL does not parse),
-    # so they go; tab and newline are kept because they are ordinary text. Bidi controls would
-    # let a string display in another order than it reads (a "Trojan Source" label), so each is
-    # shown as its escape instead of being dropped: the reader sees that something was there.
-    table: dict[int, str | None] = {c: None for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]
-                                    if c not in (0x09, 0x0A)}
-    for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
-        table[c] = f"\\u{c:04x}"
-    return table
-
-
-_UNSAFE_TEXT = _unsafe_text_table()  # built once: esc runs for every string on the page
 
 
 def esc(value: object) -> str:
     """Text for HTML and SVG text or attributes: &, <, >, " and ' escaped, C0/C1 controls other
     than tab and newline removed, bidi controls shown as ``\\u202e``-style text."""
-    return html.escape(str(value).translate(_UNSAFE_TEXT), quote=True)
+    return html.escape(safe_text(value), quote=True)
 
 
 def color(i: int) -> str:
