@@ -26,7 +26,8 @@ def main() -> int:
     args = parser.parse_args()
     from fixtures.build_demo import build
 
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
     from pytest_quantgate.tasks.text_classification import predict_logits
 

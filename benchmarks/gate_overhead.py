@@ -41,9 +41,10 @@ def main() -> int:
 
     from fixtures.build_demo import build
 
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
     from pytest_quantgate.gate import evaluate
     from pytest_quantgate.manifest import cpu_flags, package_versions
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
     from pytest_quantgate.tasks.batching import batches
     from pytest_quantgate.tasks.text_classification import predict_logits, shape_policy

@@ -25,7 +25,8 @@ ITEMS = (("onnx-int8-static-allops", 32), ("onnx-fp32", 32), ("user-swapped-expo
 
 def main(seconds: float) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the plugin sets it
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
     from pytest_quantgate.tasks.text_classification import shape_policy
 

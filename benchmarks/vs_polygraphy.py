@@ -77,7 +77,8 @@ def prepare(n: int, work: Path) -> dict[str, Path]:
     from polygraphy.comparator import IterationResult, RunResults
     from polygraphy.json import save_json
 
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
     from pytest_quantgate.tasks.batching import make_feed
 
@@ -118,7 +119,8 @@ def padding_noise(eval_file: Path, work: Path) -> float:
     """max |logit diff| of onnx-fp32 between padding 'longest' and 'max_length'."""
     import numpy as np
 
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
 
     logits = []

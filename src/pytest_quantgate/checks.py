@@ -15,56 +15,37 @@ A package adds checks through the ``pytest_quantgate.checks`` entry-point group:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .task_registry import all_tasks, task_spec
+from .tasks.base import Session
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .backends.base import Runner
     from .backends.registry import BuildContext
-    from .config import Config
     from .records import CheckResult
-    from .tasks.base import BackendRun, Task
-    from .tasks.data import ModelFacts
-    from .tasks.tokenizer import TextEncoder
+    from .tasks.base import Task
 
 CLASSIFICATION = ("text-classification",)
 ENTRY_POINTS = "pytest_quantgate.checks"
 
 
-class CheckContext(Protocol):
-    """What a check may use: the session's configuration, runners, runs and other checks'
-    records, the task (probes, sample texts, predictions), and ``state``, a dict that lives as
-    long as the session (a check keeps what it computes once per session there, under its own
-    name). ``GateSession`` is one; a unit test may pass a smaller object."""
+class CheckContext(Session, Protocol):
+    """What a check may use: what a task may ask of the session (tasks/base.py ``Session``:
+    configuration, runners, runs, thresholds, model facts), plus other checks' records, the
+    task (probes, sample texts, predictions), and ``state``, a dict that lives as long as the
+    session (a check keeps what it computes once per session there, under its own name).
+    ``GateSession`` is one; a unit test may pass a smaller object."""
 
-    config: Config
     state: dict[str, Any]
 
     @property
     def task(self) -> Task: ...
 
-    @property
-    def facts(self) -> ModelFacts: ...
-
-    @property
-    def encoder(self) -> TextEncoder: ...
-
-    @property
-    def data_hashes(self) -> dict[str, str]: ...
-
-    def runner(self, name: str) -> Runner: ...
-
-    def run(self, name: str) -> BackendRun: ...
-
     def predict(self, name: str, texts: Sequence[str]) -> np.ndarray: ...
-
-    def thresholds(self, name: str, overrides: Mapping[str, float | int] | None = None
-                   ) -> dict[str, float | int]: ...
 
     def check(self, name: str, check: str) -> CheckResult: ...
 

@@ -82,8 +82,9 @@ def _project_tolerances(given: Path | None) -> tuple[dict[str, Any], str]:
     Only that table is read (the rest of the configuration names model files a comparison of two
     reports does not need), validated by the function ``config.load`` uses for it.
     """
-    from .config import nearest_pyproject, read_table, tolerances_of
+    from .config import tolerances_of
     from .errors import ConfigError, problem
+    from .project_file import nearest_pyproject, read_table
 
     if given is not None and not given.is_file():
         raise ConfigError(problem("--config", str(given), "an existing pyproject.toml",

@@ -8,16 +8,10 @@ paths given on the command line are relative to the directory pytest was started
 from __future__ import annotations
 
 import fnmatch
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10: tomli is the same parser (tomllib is its copy); a dependency only there
-    import tomli as tomllib
 
 from .backends.onnx_precision import InferredPrecision, infer_precision, user_file
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
@@ -166,37 +160,6 @@ class Config:
 
     def decl(self, name: str) -> BackendDecl:
         return self.declared[name]
-
-
-def nearest_pyproject(start: Path, stop: Path | None = None) -> Path | None:
-    """The nearest pyproject.toml with a [tool.quantgate] table, from ``start`` up to ``stop``
-    (pytest's rootdir), or without one up to the repository's top (a folder with .git): a model
-    repo inside a bigger repo keeps its own table, and a file outside the checkout is never
-    used. The plugin and ``quantgate compare`` find the same file."""
-    for folder in (start, *start.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file() and "[tool.quantgate" in candidate.read_text(encoding="utf-8"):
-            return candidate
-        if folder == stop or stop is None and (folder / ".git").exists():
-            return None
-    return None
-
-
-def read_table(pyproject: Path) -> dict[str, Any] | None:
-    """The ``[tool.quantgate]`` table of a pyproject.toml, or None when it has none."""
-    if not pyproject.is_file():
-        return None
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(problem(str(pyproject), f"invalid TOML ({exc})", "valid TOML",
-                                  "fix the file")) from None
-    tool = data.get("tool", {})
-    table = tool.get("quantgate") if isinstance(tool, dict) else None
-    if table is not None and not isinstance(table, dict):
-        raise ConfigError(problem(f"{pyproject}: tool.quantgate", table, "a table",
-                                  "write it as [tool.quantgate]"))
-    return table
 
 
 def tolerances_of(table: Mapping[str, Any] | None, where: str) -> dict[str, Tolerance | float]:

@@ -95,6 +95,12 @@ class GateSession:
     def context(self) -> BuildContext:
         return self.task.build_context()
 
+    @cached_property
+    def reference_folder(self) -> Path:
+        """Where the reference's outputs are cached (reference_cache.py): keyed by the model,
+        data and settings, once per session (every backend's pass is handed it)."""
+        return reference_dir(self, self.task)
+
     # -- running -----------------------------------------------------------------------------
     def runner(self, name: str) -> Runner:
         """The activated runner of a backend, built or loaded on first use."""
@@ -115,7 +121,7 @@ class GateSession:
     def _run(self, name: str) -> BackendRun:
         decl = self.config.decl(name)
         try:
-            return self.task.run(name, reference_dir(self, self.task))
+            return self.task.run(name, self.reference_folder)
         except BackendUnavailable as exc:
             return BackendRun(name, decl.precision, "unavailable", str(exc))
         except QuantgateError as exc:
@@ -129,7 +135,7 @@ class GateSession:
         a lock per cache entry, so a second pytest-xdist worker waits and then loads them."""
         name = self.config.reference
         try:
-            folder = reference_dir(self, self.task)
+            folder = self.reference_folder
         except Exception as exc:  # the model or eval set cannot be read: that is the record
             return BackendRun(name, self.config.decl(name).precision, "error", first_line(exc))
         try:

@@ -40,7 +40,8 @@ drift = 0.5
 def build_hostile_report(root: Path) -> dict[str, Any]:
     """The JSON report (as stored and read back) of a gate over hostile texts and labels."""
     from pytest_quantgate.backends.fake_model import write_fake_model
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.run_record import take_snapshot
     from pytest_quantgate.session import GateSession
 

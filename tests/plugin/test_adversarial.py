@@ -82,7 +82,8 @@ def test_without_hypothesis_the_item_is_skipped_with_the_reason(tmp_path, monkey
     from fake_project import write_project
 
     from pytest_quantgate.checks import checks_for
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
 
     root = write_project(tmp_path, 'backends = ["same"]\nadversarial_max_examples = 20')

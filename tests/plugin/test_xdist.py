@@ -113,7 +113,8 @@ def test_the_reference_pass_runs_once_across_processes(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     from fake_project import write_project
 
-    from pytest_quantgate.config import load, read_table
+    from pytest_quantgate.config import load
+    from pytest_quantgate.project_file import read_table
     from pytest_quantgate.session import GateSession
 
     root = write_project(tmp_path, 'backends = ["same"]')

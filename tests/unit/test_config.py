@@ -10,8 +10,9 @@ import pytest
 
 from pytest_quantgate.backends import registry
 from pytest_quantgate.backends.fake_model import write_fake_model
-from pytest_quantgate.config import FIELD_BY_KEY, FIELDS, Config, load, read_table
+from pytest_quantgate.config import FIELD_BY_KEY, FIELDS, Config, load
 from pytest_quantgate.errors import ConfigError
+from pytest_quantgate.project_file import read_table
 
 LABELS = ("negative", "positive")
 TEXTS = ["a good film", "a bad film", "not good at all"]

@@ -14,8 +14,9 @@ from fake_project import LABELS, write_project
 from pytest_quantgate import checks
 from pytest_quantgate.backends.base import Runner
 from pytest_quantgate.checks import CheckContext, CheckSpec, checks_for
-from pytest_quantgate.config import load, read_table
+from pytest_quantgate.config import load
 from pytest_quantgate.inspect import contract, determinism, int8_coverage
+from pytest_quantgate.project_file import read_table
 from pytest_quantgate.records import CheckResult
 from pytest_quantgate.session import GateSession
 from pytest_quantgate.tasks.base import Task

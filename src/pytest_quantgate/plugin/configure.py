@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ..config import FIELDS, load, nearest_pyproject, read_table
+from ..config import FIELDS, load
 from ..errors import ConfigError, QuantgateError
+from ..project_file import nearest_pyproject, read_table
 from .state import State
 
 
