@@ -8,7 +8,7 @@ STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
 LM_DEMO := examples/stories
 
-.PHONY: setup browser demo test lint unit bench real-models clean
+.PHONY: setup browser demo test lint unit bench real-models false-alarms clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ bench: setup
 # adversarial seeds; cached under .real-models/ (about 3.3 GB). See docs/real-models.md.
 real-models: setup
 	$(PY) benchmarks/real_models.py
+
+# Opt-in, not part of test or demo: 10 gate runs with a fresh adversarial seed each on the demo
+# and on MiniLM (needs `make demo` and `make real-models` first), false alarms per backend and
+# whether the planted faults are still caught; reports and summary.md under .false-alarms/.
+false-alarms: setup
+	$(PY) benchmarks/false_alarms.py --projects demo,minilm --runs 10
 
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \

@@ -167,7 +167,7 @@ class GateSession:
     def thresholds(self, name: str, overrides: Mapping[str, float | int] | None = None
                    ) -> dict[str, float | int]:
         return resolve(name, self.config.decl(name).precision, self.config.thresholds, overrides,
-                       self.config.task)
+                       self.config.task, self.task.logit_scale())
 
     @property
     def builtin_checks(self) -> tuple[str, ...]:

@@ -37,9 +37,9 @@ def test_planted_fault_is_found_shrunk_and_replayed_first(project):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*quantgate::percent::adversarial failed: */200 generated inputs break the thresholds "
-        "(max_abs_logit 0.001, or a top-1 flip where the reference's margin exceeds tie_margin "
-        "0.1 and twice the backend's drift 0): *% (95% CI *%-*%) against an allowed "
-        "adversarial_failure_rate of 0.0%; first: '*': max|diff| > 0.001: *; minimal input "
+        "(max_abs_logit *, or a top-1 flip where the reference's logit margin exceeds *: "
+        "tie_margin * and twice the backend's drift 0): *% (95% CI *%-*%) against an allowed "
+        "adversarial_failure_rate of 0.0%; first: '*': max|diff| > *: *; minimal input "
         "after shrinking: '*' (* chars); seed *",
         "  worst inputs (* shown; reference | percent):",
     ])

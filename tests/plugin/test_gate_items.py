@@ -35,7 +35,8 @@ def test_failing_gate_reads_like_a_diagnosis(project):
     # reference (at chance: 0.36 on 45 inputs) cannot be decided on 45 inputs: skipped
     result.assert_outcomes(failed=3, passed=1, skipped=1)
     result.stdout.fnmatch_lines([
-        "*quantgate::swapped::logits failed: max_abs_logit * > 0.001 on 45/45 inputs*"
+        "*quantgate::swapped::logits failed: max_abs_logit * > * (= 0.0003 x the reference's logit "
+        "std *) on 45/45 inputs*"
         "would pass with max_abs_logit=*",
         "*worst inputs (5 shown; reference | swapped):*",
         "*reference * | backend *",

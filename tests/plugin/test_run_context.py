@@ -122,5 +122,5 @@ def test_a_user_onnx_files_precision_is_read_from_its_graph(project, declared): 
         "precision": "int8", "inferred": True,
         "why": "1 DynamicQuantizeLinear, 1 MatMulInteger"}}
     assert entry["precision"] == "int8"
-    int8 = resolve("user-int8", "int8", {})
+    int8 = resolve("user-int8", "int8", {}, scale=entry["thresholds"]["logit_scale"])
     assert entry["thresholds"]["max_abs_logit"] == int8["max_abs_logit"]  # thresholds follow

@@ -103,6 +103,34 @@ def test_planted_flip_fails_topk_with_the_flipped_text(ref: np.ndarray, labels: 
     assert [w.text for w in results["accuracy"].worst] == ["text 7"]
 
 
+def test_a_flip_at_a_near_tie_is_not_counted(ref: np.ndarray, labels: np.ndarray) -> None:
+    # input 3's top-2 logits are made 0.1 apart; on this model (logit std ~3) that is a near-tie
+    # at int8's tie_margin of 0.25 stds, while input 7's flip is of a clear decision
+    ref = ref.copy()
+    first, second = np.argsort(-ref[3])[:2]
+    ref[3, second] = ref[3, first] - 0.1
+    labels = np.asarray(np.argmax(ref, axis=1))
+    out = flip(flip(ref, 3), 7)
+    scale = float(ref.std())
+    thresholds = resolve("cand", "int8", {}, scale=scale)
+    results, values = run(ref, out, labels, thresholds=thresholds)
+    assert values["near_tie_flips"] == 1
+    assert values["top1_agreement"] == pytest.approx(0.95)  # input 7 only
+    assert [w.text for w in results["topk"].worst] == ["text 7"]
+    assert "1 more flips at near-ties not counted" in results["topk"].reason
+    # without a logit scale only exact ties are excused: both flips count
+    _, strict = run(ref, out, labels, thresholds=resolve("cand", "int8", {}))
+    assert strict["top1_agreement"] == pytest.approx(0.9) and strict["near_tie_flips"] == 0
+
+
+def test_scaled_limit_says_what_it_is_on_this_model(ref: np.ndarray, labels: np.ndarray) -> None:
+    scale = float(ref.std())
+    out = ref + 0.01
+    results, _ = run(ref, out, labels, thresholds=resolve("cand", "fp32", {}, scale=scale))
+    reason = results["logits"].reason
+    assert f"(= 0.0003 x the reference's logit std {scale:.3g})" in reason, reason
+
+
 def test_worst_inputs_are_ordered_and_capped(ref: np.ndarray, labels: np.ndarray) -> None:
     out = ref.copy()
     out[:, 0] += np.linspace(0.01, 0.2, N)  # row 19 drifts most

@@ -127,10 +127,23 @@ def test_topk_rejects_bad_k(k: Any) -> None:
 
 
 def test_topk_overlap_by_hand() -> None:
-    # row 0: {0,1} vs {0,1} -> 1; row 1: {1,2} vs {0,1} -> 1/2; row 2: {2,0} vs {2,0} -> 1
-    assert m.topk_overlap(REF, OUT, 2) == pytest.approx((1 + 0.5 + 1) / 3)
+    # row 0: {0,1} vs {0,1} -> 1; row 2: {2,0} vs {2,0} -> 1; row 1: {1,2} vs {0,1} keeps the
+    # reference's label 1 (probability e^3) of its top-2 mass e^3 + e^1
+    row1 = np.exp(3.0) / (np.exp(3.0) + np.exp(1.0))
+    assert m.topk_overlap(REF, OUT, 2) == pytest.approx((1 + row1 + 1) / 3)
     assert m.topk_overlap(REF, REF, 2) == 1.0
     assert m.topk_overlap(REF, OUT, 1) == pytest.approx(2 / 3)
+
+
+def test_topk_overlap_weighs_labels_by_reference_probability() -> None:
+    # the reference is sure of label 0; ranks 2 and 3 (labels 1, 2) hold almost nothing, so a
+    # backend that swaps label 2 for label 3 in its top-3 loses almost no overlap...
+    ref = np.array([[9.0, 1.0, 0.9, 0.8]])
+    assert m.topk_overlap(ref, np.array([[9.0, 1.0, 0.7, 0.8]]), 3) > 0.999
+    # ...while losing a label the reference gives real probability costs that probability
+    ambiguous = np.array([[2.0, 1.9, 0.0, -1.0]])
+    lost = m.topk_overlap(ambiguous, np.array([[2.0, -2.0, 0.0, -1.0]]), 2)
+    assert lost == pytest.approx(np.exp(2.0) / (np.exp(2.0) + np.exp(1.9)))
 
 
 def test_topk_overlap_nan_row_scores_zero() -> None:

@@ -11,7 +11,7 @@ import pytest
 from pytest_quantgate.backends.base import PRECISIONS
 from pytest_quantgate.checks import builtin_checks
 from pytest_quantgate.errors import ConfigError
-from pytest_quantgate.thresholds import DEFAULTS, KEYS, resolve, validate
+from pytest_quantgate.thresholds import DEFAULTS, KEYS, SCALED, resolve, validate
 
 CHECKS = builtin_checks("text-classification")
 
@@ -155,6 +155,40 @@ def test_resolve_order() -> None:
     assert values["f1_delta"] == DEFAULTS["int8"]["f1_delta"]
     assert values["mean_abs_logit"] == DEFAULTS["int8"]["mean_abs_logit"]
     assert set(values) == set(KEYS)
+
+
+def test_scaled_defaults_are_multiples_of_the_logit_scale() -> None:
+    # the same precision on a model whose logits are 5x larger gets 5x larger logit limits
+    for precision in PRECISIONS:
+        small = resolve("b", precision, {}, scale=1.0)
+        large = resolve("b", precision, {}, scale=5.0)
+        for key, factor in SCALED[precision].items():
+            if key == "tie_margin":  # in units of the scale: the same number on both
+                assert small[key] == large[key] == factor
+            else:
+                assert small[key] == pytest.approx(factor)
+                assert large[key] == pytest.approx(5.0 * factor)
+        assert large["logit_scale"] == 5.0
+        assert large["kl_div"] == DEFAULTS[precision]["kl_div"]  # probabilities: not scaled
+
+
+def test_a_limit_the_user_writes_is_absolute_logits() -> None:
+    values = resolve("onnx-int8-static", "int8", {"*-int8-*": {"max_abs_logit": 0.5}}, scale=5.0)
+    assert values["max_abs_logit"] == 0.5
+    assert values["mean_abs_logit"] == pytest.approx(5.0 * SCALED["int8"]["mean_abs_logit"])
+    assert resolve("b", "fp16", {}, {"mean_abs_logit": 0.2}, scale=5.0)["mean_abs_logit"] == 0.2
+
+
+@pytest.mark.parametrize("scale", [None, 0.0, float("nan"), float("inf")])
+def test_no_usable_scale_keeps_the_absolute_defaults(scale: float | None) -> None:
+    assert resolve("b", "int8", {}, scale=scale) == DEFAULTS["int8"]
+
+
+def test_scaled_limits_are_looser_at_lower_precisions() -> None:
+    order = ("fp32", "fp16", "bf16", "int8")
+    for key in SCALED["fp32"]:
+        series = [SCALED[p][key] for p in order]
+        assert series == sorted(series), key
 
 
 def test_resolve_glob_is_case_sensitive() -> None:

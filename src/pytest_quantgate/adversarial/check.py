@@ -1,8 +1,9 @@
 """``quantgate::<backend>::adversarial``: every generated input stays within the thresholds.
 
 The property, per input: finite logits, max |logit diff| within ``max_abs_logit``, and the same
-top-1 label as the reference unless the reference's top-1 probability beats its runner-up by no
-more than ``tie_margin`` (a near-tie is not a failure, so the gate is not flaky). The corpus is
+top-1 label as the reference unless the reference's top-1 logit beats its runner-up by no more
+than ``tie_margin`` logit stds or twice the backend's own drift (a near-tie is not a failure, so
+the gate is not flaky). The corpus is
 generated once per session (Hypothesis, one seed) and scored in batches for the reference and
 each backend; Hypothesis then searches and shrinks with per-input calls only around failures
 (search.py). The record's ``details["adversarial"]`` is the report's adversarial slice.
@@ -58,8 +59,8 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
     noise = drift_of(gate, backend)
-    fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), float(thr["tie_margin"]),
-                         noise)
+    tie = tie_of(thr, corpus.ref)
+    fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), tie, noise)
     memo = {t: bool(f) for t, f in zip(corpus.texts, fails, strict=True)}
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     deadline = start + corpus.plan.budget
@@ -75,7 +76,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         pair = (gate.predict(gate.config.reference, [text])[0], gate.predict(backend, [text])[0])
         rows[text] = pair
         memo[text] = bool(failing_rows(pair[0][None], pair[1][None], float(thr["max_abs_logit"]),
-                                       float(thr["tie_margin"]), noise)[0])
+                                       tie, noise)[0])
         return not memo[text]
 
     outcome = search(_strategy(gate, adversarial_texts), holds, seed=corpus.plan.seed,
@@ -99,28 +100,31 @@ def drift_of(gate: CheckContext, backend: str) -> float:
     return float(np.percentile(diff, 99)) if len(diff) else 0.0
 
 
-def failing_rows(ref: np.ndarray, out: np.ndarray, max_abs_logit: float, tie_margin: float,
+def tie_of(thr: dict[str, float | int], ref: np.ndarray) -> float:
+    """``tie_margin`` in logits: times the reference's logit std over the eval set, or, where
+    the task has none (a causal LM's vocabulary), over the generated corpus."""
+    scale = float(thr.get("logit_scale", 0.0))
+    if not scale > 0:
+        finite = ref[np.isfinite(ref).all(axis=1)].astype(np.float64)
+        scale = float(finite.std()) if finite.size else 0.0
+    return float(thr["tie_margin"]) * scale
+
+
+def failing_rows(ref: np.ndarray, out: np.ndarray, max_abs_logit: float, tie: float,
                  noise: float = 0.0) -> np.ndarray:
     """Rows that break the property: non-finite, too far, or a decisive top-1 flip: one where
-    the reference's top-1 probability beats its runner-up by more than ``tie_margin`` and its
-    top-1 logit beats the runner-up's by more than twice the backend's drift ``noise``."""
+    the reference's top-1 logit beats its runner-up by more than ``tie`` (logits: tie_margin
+    on the model's logit scale) and by more than twice the backend's drift ``noise``."""
     finite = np.isfinite(out).all(axis=1)
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     flip = np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)
-    decisive = (margins(ref) > tie_margin) & (logit_margins(ref) > 2.0 * noise)
-    return ~finite | (diff > max_abs_logit) | (flip & decisive)
+    return ~finite | (diff > max_abs_logit) | (flip & decisive(ref, tie, noise))
 
 
-def logit_margins(ref: np.ndarray) -> np.ndarray:
-    """The reference's top-1 logit minus its runner-up's, per row."""
-    top = np.sort(ref.astype(np.float64), axis=1)
-    return top[:, -1] - top[:, -2] if top.shape[1] > 1 else np.full(len(top), np.inf)
-
-
-def margins(ref: np.ndarray) -> np.ndarray:
-    """The reference's top-1 probability minus its runner-up's, per row."""
-    probs = np.sort(m.softmax(ref.astype(np.float64)), axis=1)
-    return probs[:, -1] - probs[:, -2] if probs.shape[1] > 1 else np.ones(len(probs))
+def decisive(ref: np.ndarray, tie: float, noise: float) -> np.ndarray:
+    """Rows whose reference top-1 logit beats its runner-up by more than ``tie`` and by more
+    than twice ``noise``: a flip there is beyond the precision's noise on this model."""
+    return m.logit_margin(ref.astype(np.float64)) > max(tie, 2.0 * noise)
 
 
 def _strategy(gate: CheckContext, adversarial_texts: Any) -> Any:
@@ -134,11 +138,11 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
             seconds: float, out_of_time: bool, noise: float) -> CheckResult:
     names, k, n = gate.task.class_names, int(thr["topk"]), len(corpus.texts)
     ref = corpus.ref
-    limit, tie = float(thr["max_abs_logit"]), float(thr["tie_margin"])
+    limit, tie = float(thr["max_abs_logit"]), tie_of(thr, ref)
     diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
     diff = np.where(np.isfinite(out).all(axis=1), diff, np.inf)
     flips = (np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)) \
-        & (margins(ref) > tie) & (logit_margins(ref) > 2.0 * noise)
+        & decisive(ref, tie, noise)
     finite_max = float(diff[np.isfinite(diff)].max()) if np.isfinite(diff).any() else float("inf")
 
     def why(r: np.ndarray, o: np.ndarray) -> tuple[str, float]:
@@ -147,9 +151,9 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         if not np.isfinite(o).all():
             return "NaN/Inf output", float("inf")
         if d > limit:
-            return f"max|diff| > {limit:g}:", d
+            return f"max|diff| > {limit:.3g}:", d
         if np.argmax(r) != np.argmax(o):
-            return "top-1 flip; reference logit margin", float(logit_margins(r[None])[0])
+            return "top-1 flip; reference logit margin", float(m.logit_margin(r[None])[0])
         return "max|diff|", d
 
     def worst(text: str, r: np.ndarray, o: np.ndarray, i: int) -> Worst:
@@ -177,7 +181,7 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         Measure("max_abs_logit", finite_max, None, "<=", True, n, int((diff > limit).sum())),
         Measure("decisive_top1_flips", float(flips.sum()), None, "<=", True, n, int(flips.sum())),
     )
-    metrics = summarize(ref, out, None, k, len(names))
+    metrics = summarize(ref, out, None, k, len(names), tie)
     slice_ = {
         "n_inputs": n, "seed": corpus.plan.seed, "profile": corpus.plan.profile,
         "max_examples": corpus.plan.max_examples, "budget_seconds": corpus.plan.budget,
@@ -190,7 +194,8 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         "tried_one_by_one": len([t for t in outcome.tried if t in rows]),
         "first_tried": outcome.tried[0] if outcome.tried else None,
         "budget_exhausted": out_of_time, "search_error": outcome.error,
-        "tie_margin": tie, "drift_q99": round(noise, 6), "failure_rate": count / total,
+        "tie_margin": float(thr["tie_margin"]), "tie_logits": round(tie, 6),
+        "drift_q99": round(noise, 6), "failure_rate": count / total,
         "allowed_failure_rate": allowed,
     }
     details: dict[str, Any] = {"adversarial": slice_}
@@ -202,8 +207,9 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         notes.append(f"Hypothesis reported {outcome.error}")
     if notes:
         details["notes"] = notes
-    rule = (f"max_abs_logit {limit:g}, or a top-1 flip where the reference's margin exceeds "
-            f"tie_margin {tie:g} and twice the backend's drift {noise:.3g}")
+    rule = (f"max_abs_logit {limit:.3g}, or a top-1 flip where the reference's logit margin "
+            f"exceeds {max(tie, 2.0 * noise):.3g}: tie_margin {tie:.3g} and twice the backend's "
+            f"drift {noise:.3g}")
     found = (f"{int(fails.sum())}/{n} generated inputs" + (" and 1 input the search found"
                                                           if extra else "")
              + f" break the thresholds ({rule})")

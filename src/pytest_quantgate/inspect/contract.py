@@ -94,8 +94,14 @@ def _explain(gate: CheckContext, backend: str, probe: Any, ref: np.ndarray, out:
     # A cause must restore agreement to within the backend's own mean |logit diff| threshold:
     # two broken outputs (a constant answer on both sides) may agree on top-1 by accident.
     # Runtimes differ where every position is masked, so the bar is also relative: a twentieth
-    # of the disagreement as fed.
-    close = max(float(gate.thresholds(backend)["mean_abs_logit"]), 0.05 * agreement(ref, out)[0])
+    # of the disagreement as fed. Never looser than 0.1 logit stds: the demo's all-ops INT8,
+    # whose quantised mask Add loses the mask, is 0.23 stds from the reference fed without a
+    # mask (top-1 1.000) and is not a swapped export; INT8's scaled mean limit (0.35) let it in.
+    thr = gate.thresholds(backend)
+    limit = float(thr["mean_abs_logit"])
+    if "logit_scale" in thr:
+        limit = min(limit, 0.1 * float(thr["logit_scale"]))
+    close = max(limit, 0.05 * agreement(ref, out)[0])
     perm = column_permutation(ref, out)
     if perm is not None and not np.array_equal(perm, np.arange(len(perm))):
         diff, top1 = agreement(ref, out[:, np.argsort(perm)])

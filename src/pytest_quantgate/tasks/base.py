@@ -155,6 +155,11 @@ class Task(Protocol):
         cache's folder: where a streaming task's reference pass writes its outputs and the
         other passes read them. Raises on failure; the session records it."""
 
+    def logit_scale(self) -> float | None:
+        """The reference's logit std over the eval set, the unit of the default logit limits
+        and of ``tie_margin`` (thresholds.SCALED); None where the task's defaults stay
+        absolute (it may run the reference, whose pass is cached)."""
+
     def judge(self, name: str, ref: BackendRun, run: BackendRun, expected: bool) -> Judged:
         """The built-in records of ``run`` against the reference's ``ref``."""
 

@@ -239,6 +239,11 @@ class CausalLM:
         """Nothing left to do: the reference's pass streamed its numbers into ``folder``."""
 
     # -- judging -----------------------------------------------------------------------------
+    def logit_scale(self) -> float | None:
+        """None: the LM's logit limits stay absolute (LM_DEFAULTS, measured on the demo GPT-2
+        only; no real pretrained causal LM could be measured here to set a scale from)."""
+        return None
+
     def judge(self, name: str, ref: BackendRun, run: BackendRun, expected: bool) -> Judged:
         assert ref.lm is not None and run.lm is not None
         if ref.lm.nonfinite:
