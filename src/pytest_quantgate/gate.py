@@ -184,9 +184,10 @@ def _notes(thresholds: Mapping[str, float | int], values: Mapping[str, float]) -
                            f"std {scale:.3g})")
     excused = int(values.get("near_tie_flips", 0))
     if excused:
-        notes["top1_agreement"] = (f" ({excused} more flips at near-ties not counted: reference "
-                                   f"margin <= {tie_logits(thresholds):.3g} logits, tie_margin "
-                                   f"{float(thresholds['tie_margin']):g} x its logit std)")
+        notes["top1_agreement"] = (f", {excused} more flipped at near-ties and not counted "
+                                   f"(reference margin <= {tie_logits(thresholds):.3g} logits: "
+                                   f"tie_margin {float(thresholds['tie_margin']):g} x its logit "
+                                   "std)")
     return notes
 
 
@@ -195,7 +196,8 @@ def _describe(x: Measure, note: str = "") -> str:
     top1_agreement=0.113', or for an inconclusive measure how many inputs would decide.
     ``note`` follows the threshold (what it means on this model)."""
     broke = ">" if x.op == "<=" else "<"
-    text = f"{x.name} {x.value:.4g} {broke} {x.threshold:.4g}{note}"
+    limit_note, count_note = ("", note) if x.name == "top1_agreement" else (note, "")
+    text = f"{x.name} {x.value:.4g} {broke} {x.threshold:.4g}{limit_note}"
     if x.name == "max_abs_logit" and x.interval is not None:  # judged on the share beyond it
         text += (f" on {x.n_failing}/{x.n} inputs ({x.n_failing / max(x.n, 1):.1%}, 95% CI "
                  f"{x.interval[0]:.2%}-{x.interval[1]:.2%} of inputs)")
@@ -203,6 +205,7 @@ def _describe(x: Measure, note: str = "") -> str:
         text += f" on {x.n_failing}/{x.n} inputs"
     else:
         text += f" over {x.n} inputs"
+    text += count_note
     if x.interval is not None and x.name != "max_abs_logit":
         text += f" (95% CI {x.interval[0]:.3g}-{x.interval[1]:.3g})"
     if x.inconclusive:

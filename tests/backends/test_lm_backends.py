@@ -335,7 +335,8 @@ def test_gate_passes_fp32_and_int8_dynamic_and_reuses_the_reference(
     int8 = report["backends"]["onnx-int8-dynamic"]["metrics"]
     assert fp32["reference_ppl"] == pytest.approx(ref_ppl)
     assert fp32["ppl"] == pytest.approx(ref_ppl, rel=1e-6) and abs(fp32["ppl_delta"]) < 1e-6
-    assert 0 <= int8["ppl_delta"] < 0.02 and int8["ppl"] > ref_ppl
+    # INT8 rounding may move perplexity either way: its sign differs between CPUs (VNNI or not)
+    assert abs(int8["ppl_delta"]) < 0.02 and int8["ppl"] != ref_ppl
     assert report["reference"]["timing"]["reference_cached"] is False
 
     again = pytester.runpytest(*args)
