@@ -191,7 +191,7 @@ def _notes(thresholds: Mapping[str, float | int], values: Mapping[str, float]) -
     return notes
 
 
-def _describe(x: Measure, note: str = "") -> str:
+def _describe(x: Measure, note: str = "", unit: str = "inputs") -> str:
     """'top1_agreement 0.113 < 0.97 over 600 inputs (95% CI 0.09-0.14); would pass with
     top1_agreement=0.113', or for an inconclusive measure how many inputs would decide.
     ``note`` follows the threshold (what it means on this model)."""
@@ -209,7 +209,7 @@ def _describe(x: Measure, note: str = "") -> str:
     if x.interval is not None and x.name != "max_abs_logit":
         text += f" (95% CI {x.interval[0]:.3g}-{x.interval[1]:.3g})"
     if x.inconclusive:
-        more = f"about {x.decide_at} inputs would decide" if x.decide_at else "more inputs " \
+        more = f"about {x.decide_at} {unit} would decide" if x.decide_at else f"more {unit} " \
             "would decide"
         return f"inconclusive: {text}, which reaches the threshold; {more}"
     return text + f"; would pass with {x.name}={_loosest(x)}"

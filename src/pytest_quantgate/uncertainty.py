@@ -59,7 +59,7 @@ def judge(value: float, threshold: float, op: str, interval: tuple[float, float]
 def inputs_to_decide(value: float, threshold: float, spread: float | None, n: int) -> int | None:
     """Inputs at which the 95% interval around ``value`` would exclude ``threshold``."""
     gap = abs(value - threshold)
-    if spread is None or gap == 0 or not math.isfinite(gap):
+    if spread is None or gap == 0 or not math.isfinite(gap) or not math.isfinite(spread):
         return None
     return max(n + 1, math.ceil((Z * spread / gap) ** 2))
 
@@ -87,6 +87,8 @@ def paired_bootstrap(statistic_drop: Any, n: int, rounds: int = 400
     pytest-xdist worker."""
     rng = np.random.default_rng(0)
     drops = np.array([statistic_drop(rng.integers(0, n, n)) for _ in range(rounds)])
+    if not np.isfinite(drops).all():  # e.g. a perplexity that overflows: no usable interval
+        return (float(np.nanmin(drops)), float(np.nanmax(drops))), math.inf
     low, high = np.percentile(drops, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
     return (float(low), float(high)), float(drops.std(ddof=1)) * math.sqrt(n)
 

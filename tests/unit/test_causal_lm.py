@@ -671,6 +671,47 @@ def test_evaluate_lm_fails_next_token_on_agreement() -> None:
     assert nxt.reason.endswith(f"; would pass with top1_agreement=0.9 {WHERE}")
 
 
+def by_documents(docs: int, shift: float) -> tuple[Tally, Tally]:
+    """``docs`` documents of 20 tokens; the backend's loss is higher by ``shift`` nats per token
+    on average, but by 0 on half the documents and 2 x ``shift`` on the others (documents
+    differ), and it agrees on 18 of 20 next tokens everywhere."""
+    per_doc = [(20, 20, 20 * (1.0 + (2 * shift if d % 2 else 0.0)), 20.0, 18, 19.0)
+               for d in range(docs)]
+    tokens, nll = 20 * docs, sum(x[2] for x in per_doc)
+    ref = Tally(docs=docs, tokens=tokens, finals=docs, vocab=VOCAB, nll_sum=float(tokens))
+    out = Tally(docs=docs, tokens=tokens, finals=docs, vocab=VOCAB, nll_sum=nll,
+                ref_nll_sum=float(tokens), agree=18 * docs, overlap=19.0 * docs,
+                final_max_abs=0.1, final_sum_abs=0.1 * docs, final_elems=docs * VOCAB,
+                final_kl_sum=0.0, per_doc=per_doc)
+    return ref, out
+
+
+def test_perplexity_change_is_judged_with_a_document_interval() -> None:
+    # +3% perplexity against 2%: 4 documents that disagree this much cannot tell...
+    results, values = gate(*by_documents(4, 0.03), ppl_delta=0.02)
+    assert values["ppl_delta"] == pytest.approx(math.expm1(0.03))
+    ppl = results["ppl"]
+    assert ppl.verdict == "inconclusive", ppl.reason
+    assert ppl.reason.startswith("inconclusive: ppl_delta 0.03045 > 0.02 over 80 inputs (95% "
+                                 "CI 0"), ppl.reason
+    assert "documents would decide" in ppl.reason
+    low, high = ppl.measures[0].interval  # type: ignore[misc]
+    assert low <= 0.02 < values["ppl_delta"] <= high
+    # ...400 documents can
+    results, _ = gate(*by_documents(400, 0.03), ppl_delta=0.02)
+    assert results["ppl"].verdict == "failed"
+    low, _ = results["ppl"].measures[0].interval  # type: ignore[misc]
+    assert low > 0.02
+
+
+def test_next_token_agreement_interval_resamples_documents() -> None:
+    results, _ = gate(*by_documents(30, 0.0), top1_agreement=0.95)
+    nxt = results["next-token"]
+    # 0.9 on every document: the interval is the point, far from 0.95: failed, not undecided
+    assert nxt.verdict == "failed"
+    assert nxt.measures[0].interval == pytest.approx((0.9, 0.9))
+
+
 def test_evaluate_lm_all_nan_fails_both_checks() -> None:
     ref, out = tallies(nonfinite=10)
     results, values = gate(ref, out)

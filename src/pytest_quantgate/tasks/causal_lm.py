@@ -200,22 +200,29 @@ class Tally:
     final_kl_sum: float = 0.0
     final_nonfinite: int = 0
     worst: list[WorstDoc] = field(default_factory=list)
+    # Per document: (scored positions, finite ones, nll sum and reference nll sum over the
+    # finite ones, top-1 agreements, top-k overlap sum). Tokens of one document are not
+    # independent draws, so the verdicts' intervals resample documents (lm_gate.py); only
+    # comparing passes fill it.
+    per_doc: list[tuple[int, int, float, float, int, float]] = field(default_factory=list)
 
     @property
     def ppl(self) -> float:
         return perplexity(self.nll_sum, self.tokens - self.nonfinite)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "worst"}
+        return {k: v for k, v in asdict(self).items() if k not in ("worst", "per_doc")}
 
 
 class _Doc:
-    """Sums of the document in flight (documents arrive contiguously)."""
+    """Sums of the document in flight (documents arrive contiguously); the ``f*`` sums and
+    the agreement are over its finite positions."""
 
-    __slots__ = ("doc", "out", "ref", "n")
+    __slots__ = ("doc", "out", "ref", "n", "fn", "fout", "fref", "agree", "overlap")
 
     def __init__(self, doc: int) -> None:
         self.doc, self.out, self.ref, self.n = doc, 0.0, 0.0, 0
+        self.fn, self.fout, self.fref, self.agree, self.overlap = 0, 0.0, 0.0, 0, 0.0
 
 
 def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_size: int,
@@ -251,11 +258,11 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
         tally.tokens += len(scores.nll)
         tally.nonfinite += int((~finite).sum())
         tally.nll_sum += float(scores.nll[finite].sum())
-        ref_nll = ref_final = None
+        ref_nll = ref_final = agree = overlap = None
         if reference is not None:
             ref_nll, ref_top = reference.rows(len(scores.nll))
             ref_final = reference.finals(len(scores.final_doc))
-            _compare(tally, scores, finite, ref_nll, ref_top, ref_final, k)
+            agree, overlap = _compare(tally, scores, finite, ref_nll, ref_top, ref_final, k)
         # per-document sums, for the worst documents
         for j, w in enumerate(group):
             if current is None or current.doc != w.doc:
@@ -266,9 +273,19 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
             current.out += float(scores.nll[rows].sum())
             current.ref += float(ref_nll[rows].sum()) if ref_nll is not None else 0.0
             current.n += int(rows.sum())
+            if ref_nll is not None and agree is not None and overlap is not None:
+                ok = rows & finite
+                current.fn += int(ok.sum())
+                current.fout += float(scores.nll[ok].sum())
+                current.fref += float(ref_nll[ok].sum())
+                current.agree += int(agree[rows].sum())
+                current.overlap += float(overlap[rows].sum())
             if w.final:
                 tally.docs += 1
                 tally.finals += 1
+                if reference is not None:
+                    tally.per_doc.append((current.n, current.fn, current.fout, current.fref,
+                                          current.agree, current.overlap))
                 text = texts.pop(w.doc, "")
                 if reference is not None and ref_final is not None and worst_n:
                     f = int(np.flatnonzero(scores.final_doc == w.doc)[0])
@@ -290,17 +307,22 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
 
 
 def _compare(tally: Tally, scores: BatchScores, finite: np.ndarray, ref_nll: np.ndarray,
-             ref_top: np.ndarray, ref_final: np.ndarray, k: int) -> None:
+             ref_top: np.ndarray, ref_final: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add the batch's comparison to the tally; per scored row, its top-1 agreement and its
+    top-k overlap (for the per-document sums)."""
     tally.ref_nll_sum += float(ref_nll[finite].sum())
     # the backend's own k (the reference records the largest any backend asks for): top-k of
     # each side at the same k, overlap as a share of that k
     kk = min(k, scores.top.shape[1], ref_top.shape[1])
     top = scores.top[:, :kk]
     ref_top = ref_top[:, :kk]
-    tally.agree += int((top[:, 0] == ref_top[:, 0]).sum()) if len(top) else 0
+    agree = np.zeros(len(top), dtype=bool)
+    overlap = np.zeros(len(top), dtype=np.float64)
     if len(top):
-        hits = (top[:, :, None] == ref_top[:, None, :]).any(axis=2).sum(axis=1)
-        tally.overlap += float(hits.sum()) / kk
+        agree = top[:, 0] == ref_top[:, 0]
+        tally.agree += int(agree.sum())
+        overlap = (top[:, :, None] == ref_top[:, None, :]).any(axis=2).sum(axis=1) / kk
+        tally.overlap += float(overlap.sum())
     if len(ref_final):
         out = scores.final.astype(np.float64)
         ref = np.asarray(ref_final, dtype=np.float64)
@@ -312,6 +334,7 @@ def _compare(tally: Tally, scores: BatchScores, finite: np.ndarray, ref_nll: np.
             tally.final_sum_abs += float(diff.sum())
             tally.final_elems += int(diff.size)
             tally.final_kl_sum += float(_kl_rows(ref[ok], out[ok]).sum())
+    return agree, overlap
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,12 @@
 Pure: takes the tallies of the reference's and the backend's passes (tasks/causal_lm.py) and
 thresholds, returns ``CheckResult`` records and a metrics mapping, like gate.py does for
 classification. A backend with NaN/Inf log-likelihoods fails both checks with that reason.
+
+The perplexity change, top-1 agreement and top-k overlap are judged with their 95% interval
+(uncertainty.py: passed, failed or inconclusive) from a bootstrap over **documents**: tokens of
+one document are not independent draws (a hard document is hard at every position), so a
+token-level interval would be far too narrow. The final-position logit measures are judged on
+their values (one position per document: the max is a single extreme).
 """
 
 from __future__ import annotations
@@ -10,7 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+import numpy as np
+
 from .. import metrics as m
+from .. import uncertainty as u
 from ..gate import _describe
 from ..records import CheckResult, Measure, Worst
 from ..thresholds import KEYS
@@ -49,11 +58,18 @@ def evaluate_lm(*, backend: str, reference: str, thresholds: Mapping[str, float 
     n = out.tokens
     worst = tuple(_worst(w, token_text) for w in out.worst)
 
+    spreads = _document_spreads(out)
+
     def measure(name: str, count: int, successes: int | None = None) -> Measure:
         key, limit, value = KEYS[name], float(thresholds[name]), values[name]
-        passed = value <= limit if key.op == "<=" else value >= limit
-        interval = m.wilson_interval(successes, count) if successes is not None else None
-        return Measure(name, float(value), limit, key.op, bool(passed), count, 0, interval)
+        spread = spreads.get(name)
+        if spread is None:  # judged on its value
+            interval = m.wilson_interval(successes, count) if successes is not None else None
+            passed = value <= limit if key.op == "<=" else value >= limit
+            return Measure(name, float(value), limit, key.op, bool(passed), count, 0, interval)
+        judged = u.judge(float(value), limit, key.op, spread[0], spread[1], len(out.per_doc))
+        return Measure(name, float(value), limit, key.op, judged.outcome == "passed", count, 0,
+                       judged.interval, judged.outcome == "inconclusive", judged.decide_at)
 
     def info(name: str, count: int) -> Measure:
         return Measure(name, float(values[name]), None, "", True, count)
@@ -87,15 +103,40 @@ def evaluate_lm(*, backend: str, reference: str, thresholds: Mapping[str, float 
     return results, values
 
 
+def _document_spreads(out: Tally) -> dict[str, tuple[tuple[float, float], float]]:
+    """The interval and per-document spread of ``ppl_delta``, ``top1_agreement`` and
+    ``topk_overlap``: a paired bootstrap over documents (both sides scored the same ones);
+    empty with fewer than two documents with finite positions."""
+    docs = np.asarray(out.per_doc, dtype=np.float64).reshape(-1, 6)
+    if int((docs[:, 1] > 0).sum()) < 2:
+        return {}
+    n, fn, nll, ref_nll, agree, overlap = docs.T
+
+    def delta(rows: np.ndarray) -> float:
+        tokens = fn[rows].sum()
+        with np.errstate(over="ignore"):  # a resample of huge losses: an infinite change
+            return float(np.expm1((nll[rows].sum() - ref_nll[rows].sum()) / tokens)) \
+                if tokens else 0.0
+
+    def share(numerator: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda rows: float(numerator[rows].sum() / max(n[rows].sum(), 1.0))
+
+    return {"ppl_delta": u.paired_bootstrap(delta, len(docs)),
+            "top1_agreement": u.paired_bootstrap(share(agree), len(docs)),
+            "topk_overlap": u.paired_bootstrap(share(overlap), len(docs))}
+
+
 def _record(backend: str, check: str, measures: tuple[Measure, ...], n: int,
             worst: tuple[Worst, ...], expected: bool, nan_note: str, context: str,
             nonfinite: bool) -> CheckResult:
-    failed = [x for x in measures if not x.passed]
-    if failed:
-        reason = nan_note + "; ".join(_describe(x) for x in failed) + f" ({context})"
+    failed = [x for x in measures if not x.passed and not x.inconclusive]
+    unsure = [x for x in measures if x.inconclusive]
+    if failed or unsure:
+        reason = nan_note + "; ".join(_describe(x, unit="documents")
+                                      for x in failed or unsure) + f" ({context})"
     else:
         reason = nan_note + f"within thresholds ({context})"
-    verdict = "failed" if failed or nonfinite else "passed"
+    verdict = "failed" if failed or nonfinite else "inconclusive" if unsure else "passed"
     return CheckResult(backend, check, verdict, reason, measures, n,
                        worst if verdict == "failed" else worst[:1], expected)
 
