@@ -118,8 +118,8 @@ def test_a_flip_at_a_near_tie_is_not_counted(ref: np.ndarray, labels: np.ndarray
     assert values["top1_agreement"] == pytest.approx(0.95)  # input 7 only
     assert [w.text for w in results["topk"].worst] == ["text 7"]
     assert results["topk"].reason.startswith(  # 1 in 20 against 0.97: undecided on 20 inputs
-        "inconclusive: top1_agreement 0.95 < 0.97 on 1/20 inputs, 1 more flipped at near-ties and not counted "
-        "(reference margin <= "), results["topk"].reason
+        "inconclusive: top1_agreement 0.95 < 0.97 on 1/20 inputs, 1 more flipped at near-ties "
+        "and not counted (reference margin <= "), results["topk"].reason
     # without a logit scale only exact ties are excused: both flips count
     _, strict = run(ref, out, labels, thresholds=resolve("cand", "int8", {}))
     assert strict["top1_agreement"] == pytest.approx(0.9) and strict["near_tie_flips"] == 0
