@@ -2,10 +2,15 @@
 
 Declared inputs (names, dtypes, static axes) against what the tokenizer produces; integer casts
 the runner base made; the outputs' count and shape against the labels; the label map of the
-model config against the eval data and any label metadata the artifact carries; and a probe:
-when the backend disagrees with the reference on a small golden batch, the wiring faults we can
-name (swapped inputs, int64 ids read as int32 bytes, permuted label columns) are tried, and the
-one that restores agreement is the cause.
+model config against the eval data and any label metadata the artifact carries; a static
+sequence length that truncates eval inputs; and a probe: when the backend disagrees with the
+reference on a small golden batch, the wiring faults we can name are undone **on the backend**
+(swapped inputs fed back in the right places, permuted label columns put back in order) and the
+one that restores agreement within the backend's own thresholds is the cause. Undoing a fault on
+the backend, not replaying it on the reference, matters: torch and an exported graph treat an
+all-zero attention mask differently, and an INT8 graph that lost its mask looks like the
+reference fed a swapped mask (issue 19). int64 ids read as int32 bytes, a fault of a raw-buffer
+path inside a runner, can only be replayed on the reference.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import numpy as np
 
 from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from .probes import PROBE_SIZE, agreement, column_permutation, feed_candidates, logits_of
+from ..tasks.classification import classification
+from .probes import PROBE_SIZE, agreement, column_permutation, feed_candidates, logits_of, swap_candidates
 
 CHECK = "contract"
 
@@ -40,6 +46,9 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         causes.append(f"output shape {tuple(first.shape)} does not match {len(labels)} labels "
                       f"(expected (batch, {len(labels)})); check the model's head and id2label")
     causes += _label_map(gate, runner)
+    shape_cause, shape_note = _static_length(gate, specs)
+    causes += shape_cause
+    notes += shape_note
     measures: list[Measure] = []
     if not causes:
         out = np.asarray(first, dtype=np.float64)[:n]
@@ -91,43 +100,83 @@ def _reference_rows(gate: CheckContext, probe: Any) -> np.ndarray:
 def _explain(gate: CheckContext, backend: str, probe: Any, ref: np.ndarray, out: np.ndarray,
              need: float) -> tuple[str | None, float]:
     """The wiring fault that restores agreement, and the agreement it restores."""
-    # A cause must restore agreement to within the backend's own mean |logit diff| threshold:
-    # two broken outputs (a constant answer on both sides) may agree on top-1 by accident.
-    # Runtimes differ where every position is masked, so the bar is also relative: a twentieth
-    # of the disagreement as fed. Never looser than 0.1 logit stds: the demo's all-ops INT8,
-    # whose quantised mask Add loses the mask, is 0.23 stds from the reference fed without a
-    # mask (top-1 1.000) and is not a swapped export; INT8's scaled mean limit (0.35) let it in.
-    thr = gate.thresholds(backend)
-    limit = float(thr["mean_abs_logit"])
-    if "logit_scale" in thr:
-        limit = min(limit, 0.1 * float(thr["logit_scale"]))
-    close = max(limit, 0.05 * agreement(ref, out)[0])
+    runner = gate.runner(backend)
+    n = len(probe.rows)
+    # Undone on the backend, the fault must leave only the backend's own precision noise: within
+    # its mean |logit diff| threshold, or two broken outputs that agree on top-1 by accident (a
+    # constant answer) would pass for a cause.
+    close = float(gate.thresholds(backend)["mean_abs_logit"])
     perm = column_permutation(ref, out)
     if perm is not None and not np.array_equal(perm, np.arange(len(perm))):
         diff, top1 = agreement(ref, out[:, np.argsort(perm)])
         if top1 >= need and diff <= close:
             names = gate.facts.labels
             columns = [f"column {i} holds {names[j]!r} (id2label says {names[i]!r})"
-                     for i, j in enumerate(perm) if i != j][:3]
+                       for i, j in enumerate(perm) if i != j][:3]
             return (f"the label order is permuted: {'; '.join(columns)}; re-export with the "
                     "model's id2label or fix the label map", top1)
-    reference = gate.runner(gate.config.reference)
-    n = len(probe.rows)
-    specs = reference.input_specs()
     found: list[tuple[float, str, float]] = []
-    for text, transform in feed_candidates(probe.feed):
-        moved = transform(dict(probe.feed))
+    specs = runner.input_specs()
+    for text, undo in swap_candidates(probe.feed, specs):
         try:
-            logits = logits_of(reference, {k: v for k, v in moved.items() if k in specs}, n)
+            fixed = logits_of(runner, {k: v for k, v in undo(dict(probe.feed)).items()
+                                       if k in specs}, n)
         except Exception:  # e.g. token ids fed as token types: out of the model's range
             continue
-        diff, top1 = agreement(logits, out)
+        diff, top1 = agreement(ref, fixed)
         if top1 >= need and diff <= close:
             found.append((diff, text, top1))
+    if not found:
+        found = _replayed_on_reference(gate, probe, out, need, close)
     if not found:
         return None, 0.0
     _, text, top1 = min(found)
     return text, top1
+
+
+def _replayed_on_reference(gate: CheckContext, probe: Any, out: np.ndarray, need: float,
+                           close: float) -> list[tuple[float, str, float]]:
+    """Faults a feed cannot undo (int64 ids read as int32 bytes inside a runner): the reference
+    fed the fault agrees with the backend. Runtimes differ where every position is masked, so
+    the bar is also relative (a twentieth of the disagreement as fed), but never looser than
+    0.1 logit stds."""
+    thr = gate.thresholds(gate.config.reference)
+    limit = min(close, 0.1 * float(thr["logit_scale"])) if "logit_scale" in thr else close
+    ref = _reference_rows(gate, probe)
+    bar = max(limit, 0.05 * agreement(ref, out)[0])
+    reference = gate.runner(gate.config.reference)
+    n, specs = len(probe.rows), reference.input_specs()
+    found: list[tuple[float, str, float]] = []
+    for text, transform in feed_candidates(probe.feed, swaps=False):
+        moved = transform(dict(probe.feed))
+        try:
+            logits = logits_of(reference, {k: v for k, v in moved.items() if k in specs}, n)
+        except Exception:
+            continue
+        diff, top1 = agreement(logits, out)
+        if top1 >= need and diff <= bar:
+            found.append((diff, text, top1))
+    return found
+
+
+def _static_length(gate: CheckContext, specs: Any) -> tuple[list[str], list[str]]:
+    """A static sequence axis shorter than what the tokenizer makes truncates eval inputs
+    silently (a cause, with the share affected); a longer one pads them (a note)."""
+    spec = specs.get("input_ids")
+    if spec is None or not spec.is_static(1):
+        return [], []
+    static = int(spec.shape[1])
+    lengths = np.array([len(e) for e in classification(gate.task, CHECK).encoded])
+    longer = int((lengths > static).sum())
+    if longer:
+        return [f"input 'input_ids' has a static sequence length of {static} tokens and the "
+                f"tokenizer makes up to {int(lengths.max())} (max_length "
+                f"{gate.config.max_length}): {longer}/{len(lengths)} eval inputs "
+                f"({longer / len(lengths):.1%}) are truncated to {static} tokens; re-export "
+                f"with a dynamic sequence axis, or set max_length = {static} if the deployment "
+                "truncates there too"], []
+    return [], [f"input 'input_ids' has a static sequence length of {static} tokens: every eval "
+                f"input ({int(lengths.max())} tokens at most) is padded to it"]
 
 
 def _label_map(gate: CheckContext, runner: Any) -> list[str]:

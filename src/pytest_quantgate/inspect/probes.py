@@ -2,9 +2,10 @@
 
 A wiring fault (swapped inputs, int64 ids read as int32 bytes, permuted label columns) leaves a
 backend that is "wrong" by an amount no threshold explains. Each candidate fault is a function
-of the feed (or of the output columns); a candidate explains the failure when the backend's
-output on the plain feed agrees with the reference's output on the transformed feed, while the
-plain outputs do not agree. Pure numpy; runners are only called.
+of the feed (or of the output columns); a candidate explains the failure when undoing it on the
+backend restores agreement with the reference (swaps, columns), or, for a fault only a runner
+can make, when the reference fed the fault agrees with the backend. Pure numpy; runners are
+only called.
 """
 
 from __future__ import annotations
@@ -43,12 +44,26 @@ def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return diff, float(top1)
 
 
-def feed_candidates(feed: Mapping[str, np.ndarray]) -> list[tuple[str, Transform]]:
-    """(description, transformation) of each wiring fault we can name."""
+def swap_candidates(feed: Mapping[str, np.ndarray], declared: Mapping[str, object]
+                    ) -> list[tuple[str, Transform]]:
+    """(description, the feed with the two swapped back) for each pair of inputs the backend
+    declares, of the same shape: feeding the backend ``undo(feed)`` undoes that swap."""
     out: list[tuple[str, Transform]] = []
-    for a, b in combinations(sorted(feed), 2):
+    for a, b in combinations(sorted(k for k in feed if k in declared), 2):
+        if feed[a].shape != feed[b].shape:
+            continue
         out.append((f"inputs {a!r} and {b!r} are swapped: the backend's {a!r} carries what the "
                     f"tokenizer calls {b!r} and the other way round", _swap(a, b)))
+    return out
+
+
+def feed_candidates(feed: Mapping[str, np.ndarray], swaps: bool = True
+                    ) -> list[tuple[str, Transform]]:
+    """(description, transformation) of each wiring fault we can replay on the reference's
+    feed: swapped inputs (``swaps``) and int64 ids read as int32 bytes."""
+    out: list[tuple[str, Transform]] = []
+    if swaps:
+        out += swap_candidates(feed, feed)
     out.append(("int64 token ids are read as int32 bytes (a raw-buffer path that skips the "
                 "cast: the engine's inputs are int32, the feed was int64); cast the feed to the "
                 "engine's dtype before handing over the buffer", _reinterpret))
