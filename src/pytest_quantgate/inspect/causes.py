@@ -52,7 +52,7 @@ def _localise(gate: CheckContext, backend: str) -> list[str]:
         bad = np.flatnonzero(~np.all(np.isfinite(run.logits), axis=1))
         feed = gate.task.rows_feed(bad[:8].tolist()) if len(bad) else None
         if feed is not None:
-            found = first_nonfinite(model_file, feed)
+            found = first_nonfinite(model_file, feed, float_counterpart(runner, gate))
             return [found + " (localised)"] if found else []
         float_file = float_counterpart(runner, gate)
         if float_file is None:

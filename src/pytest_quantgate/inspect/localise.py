@@ -3,10 +3,12 @@
 Two questions, both answered by running the graph with its intermediate tensors as outputs on
 one probe batch (as ONNX Runtime's ``qdq_loss_debug`` does):
 
-- NaN/Inf: the first tensor, in graph order, that holds a non-finite value (FP16 overflow in
-  LayerNorm or softmax is the usual cause);
-- drift: the first tensor shared by name with the float (fp32 export) graph whose relative error
-  ``||q - f|| / ||f||`` exceeds ``PARTS`` (about -20 dB SQNR).
+- NaN/Inf: the first *computed* tensor, in graph order, that holds a non-finite value (FP16
+  overflow in LayerNorm, a feed-forward block or softmax is the usual cause). Constants (an
+  attention mask's -inf fill value) and tensors that are just as non-finite in the healthy
+  float graph (the mask added to the scores) are skipped: a healthy FP16 export has them too;
+- drift: the first computed tensor shared by name with the float (fp32 export) graph whose
+  relative error ``||q - f|| / ||f||`` exceeds ``PARTS`` (about -20 dB SQNR).
 """
 
 from __future__ import annotations
@@ -44,20 +46,54 @@ def intermediates(model_file: Path, feed: Mapping[str, np.ndarray],
     return dict(zip(wanted, values, strict=True))
 
 
-def first_nonfinite(model_file: Path, feed: Mapping[str, np.ndarray]) -> str | None:
-    """'tensor 'x' (output of LayerNormalization 'n')' holding the first NaN/Inf, or None."""
+def first_nonfinite(model_file: Path, feed: Mapping[str, np.ndarray],
+                    healthy: Path | None = None) -> str | None:
+    """'tensor 'x' (output of LayerNormalization 'n')' holding the first NaN/Inf, or None.
+    ``healthy``: the float graph the backend was built from, where known."""
     import onnx
 
     graph = onnx.load(str(model_file), load_external_data=False).graph
     producer = {o: n for n in graph.node for o in n.output}
-    for name, value in intermediates(model_file, feed).items():
-        array = np.asarray(value)
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            node = producer[name]
-            kind = "Inf" if np.isinf(array).any() else "NaN"
-            return (f"the first non-finite tensor is {name!r} ({kind}, output of "
-                    f"{node.op_type} {node.name!r})")
-    return None
+    fixed = constants(graph)
+    values = intermediates(model_file, feed)
+    candidates = [name for name, value in values.items() if name not in fixed
+                  and np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value))]
+    if candidates and healthy is not None:
+        expected = _nonfinite_in(healthy, feed, candidates)
+        candidates = [name for name in candidates if name not in expected]
+    if not candidates:
+        return None
+    name = candidates[0]
+    node = producer[name]
+    kind = "Inf" if np.isinf(values[name]).any() else "NaN"
+    return (f"the first non-finite tensor is {name!r} ({kind}, output of {node.op_type} "
+            f"{node.name!r})")
+
+
+def constants(graph: Any) -> set[str]:
+    """Tensors whose values no graph input reaches: Constant and ConstantOfShape outputs (a
+    fill value; only its shape follows the input) and what is computed from them and the
+    initializers alone. A graph holds their values whatever it is fed."""
+    known = {i.name for i in graph.initializer} | {""}
+    fixed: set[str] = set()
+    for node in graph.node:  # graph order is topological
+        if node.op_type in ("Constant", "ConstantOfShape") or \
+                all(i in known or i in fixed for i in node.input):
+            fixed.update(o for o in node.output if o)
+    return fixed
+
+
+def _nonfinite_in(healthy: Path, feed: Mapping[str, np.ndarray], names: list[str]) -> set[str]:
+    """Of ``names``, those that hold NaN/Inf in the healthy graph too (on the same feed)."""
+    import onnx
+
+    graph = onnx.load(str(healthy), load_external_data=False).graph
+    present = {o for n in graph.node for o in n.output} & set(names)
+    if not present:
+        return set()
+    values = intermediates(healthy, feed, sorted(present))
+    return {name for name, value in values.items()
+            if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value))}
 
 
 def first_divergence(model_file: Path, float_file: Path, feed: Mapping[str, np.ndarray],
@@ -69,7 +105,8 @@ def first_divergence(model_file: Path, float_file: Path, feed: Mapping[str, np.n
     float_names = [o for n in float_graph.node for o in n.output if o]
     quant_graph = onnx.load(str(model_file), load_external_data=False).graph
     quant_names = {o for n in quant_graph.node for o in n.output}
-    shared = [n for n in float_names if n in quant_names]
+    fixed = constants(float_graph)  # the same whatever the feed: never where a run parts
+    shared = [n for n in float_names if n in quant_names and n not in fixed]
     if not shared:
         return None
     reference = intermediates(float_file, feed, shared)
