@@ -58,7 +58,8 @@ KEYS: dict[str, Key] = {
         Key("max_rerun_diff", float, 0.0, None, "<=", "determinism",
             "largest logit difference between two runs of the same batch"),
         Key("min_int8_share", float, 0.0, 1.0, ">=", "int8-coverage",
-            "share of matrix-multiply ops of an INT8 backend that run in integer precision"),
+            "share of matrix-multiply ops of an INT8 backend marked for integer precision "
+            "(default: any; the recipe's choice is information)"),
         Key("max_clipping_rate", float, 0.0, 1.0, "<=", "calibration",
             "share of a quantised tensor's golden-set values outside its calibrated range "
             "(worst tensor)"),
@@ -115,11 +116,13 @@ for _precision, _values in DEFAULTS.items():
 # CPU here (0.0 for all nine demo backends); dropout left on moves logits by > 0.01.
 # min_int8_share: on the demo, static INT8 (MatMul only) runs 16/18 matrix multiplies in integer
 # (0.89), dynamic INT8 14/18 (0.78: attention's activation x activation MatMuls stay float),
-# torch dynamic 14/14; half leaves room, an unquantised file has 0. max_clipping_rate (one
+# torch dynamic 14/14; a recipe quantising only the attention-output and head MatMuls of a real
+# encoder, 8/50 (issue 19), is a choice the drift checks judge, so the default only fails a file
+# with nothing quantised (0.01); an unquantised file has 0. max_clipping_rate (one
 # quantisation step of slack): 2e-5 for the demo's static INT8 calibrated on its 297 texts,
 # 0.072 for the tiny BERT calibrated on 16 near-identical headlines; 0.01 sits between.
 for _values in DEFAULTS.values():
-    _values.update(max_rerun_diff=1e-5, min_int8_share=0.5, max_clipping_rate=0.01)
+    _values.update(max_rerun_diff=1e-5, min_int8_share=0.01, max_clipping_rate=0.01)
 # max_abs_share: a float backend has no business putting any input beyond its max_abs_logit
 # (0); an INT8 one may put a rare input there: a real 6-layer encoder's benign dynamic INT8
 # reached 2.2 on 1 of 600 headlines (issue 18), where its agreement and accuracy held. 1%

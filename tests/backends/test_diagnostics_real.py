@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -53,6 +54,36 @@ def _static_length(source: Path, out: Path, length: int) -> None:
     onnx.save(model, str(out))
 
 
+def _falling_back(source: Path, out: Path) -> None:
+    """One MatMul marked for integer execution with Q/DQ whose weights are int32 (a quantiser
+    bug): ONNX Runtime has no integer kernel for it and runs it in float, silently."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    at, node = next((i, n) for i, n in enumerate(graph.node)
+                    if n.op_type == "MatMul" and n.input[1] in weights)
+    w = numpy_helper.to_array(weights[node.input[1]])
+    scale = float(np.abs(w).max()) / 127
+    graph.initializer.extend([
+        numpy_helper.from_array(np.round(w / scale).astype(np.int32), "fallback_w_q"),
+        numpy_helper.from_array(np.array(scale, np.float32), "fallback_w_scale"),
+        numpy_helper.from_array(np.array(0, np.int32), "fallback_w_zp"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "fallback_x_scale"),
+        numpy_helper.from_array(np.array(128, np.uint8), "fallback_x_zp")])
+    qdq = [onnx.helper.make_node("QuantizeLinear", [node.input[0], "fallback_x_scale",
+                                                    "fallback_x_zp"], ["fallback_x_q"]),
+           onnx.helper.make_node("DequantizeLinear", ["fallback_x_q", "fallback_x_scale",
+                                                      "fallback_x_zp"], ["fallback_x_dq"]),
+           onnx.helper.make_node("DequantizeLinear", ["fallback_w_q", "fallback_w_scale",
+                                                      "fallback_w_zp"], ["fallback_w_dq"])]
+    for offset, new in enumerate(qdq):
+        graph.node.insert(at + offset, new)
+    node.input[0], node.input[1] = "fallback_x_dq", "fallback_w_dq"
+    onnx.save(model, str(out))
+
+
 def _overflowing_fp16(source: Path, out: Path) -> None:
     """The export in fp16 with the first LayerNormalization's input scaled past 65504."""
     import numpy as np
@@ -89,9 +120,10 @@ def faulty_files(demo, tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-
     _permute_labels(good, folder / "permuted.onnx", [1, 2, 0, *range(3, demo.num_labels)])
     _overflowing_fp16(good, folder / "overflow.onnx")
     _static_length(good, folder / "static.onnx", STATIC)
+    _falling_back(good, folder / "fallback.onnx")
     return {"good": good, "swapped": swapped, "permuted": folder / "permuted.onnx",
             "overflow": folder / "overflow.onnx", "swapped-dynamo": folder / "swapped-dynamo.onnx",
-            "static": folder / "static.onnx"}
+            "static": folder / "static.onnx", "fallback": folder / "fallback.onnx"}
 
 
 def _user(name: str, path: Path, precision: str = "fp32") -> str:
@@ -108,8 +140,9 @@ def test_each_fault_is_named_and_benign_backends_pass(pytester, demo, faulty_fil
         f'[tool.quantgate]\nmodel = "{demo.model_dir}"\neval = "golden.jsonl"\n'
         f'calibration = "calib.jsonl"\nmax_length = 64\ncache_dir = "{pytester.path / "cache"}"\n'
         'backends = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "swapped", '
-        '"fp32-as-int8", "permuted", "overflow", "swapped-dynamo", "static", "allops"]\n'
+        '"fp32-as-int8", "permuted", "overflow", "swapped-dynamo", "static", "allops", "fallback"]\n'
         + _user("swapped", faulty_files["swapped"])
+        + _user("fallback", faulty_files["fallback"], "int8")
         + _user("swapped-dynamo", faulty_files["swapped-dynamo"])
         + _user("static", faulty_files["static"])
         + '[[tool.quantgate.backend]]\nname = "allops"\nkind = "onnx-int8-static"\n'
@@ -140,6 +173,9 @@ def test_each_fault_is_named_and_benign_backends_pass(pytester, demo, faulty_fil
         f"*quantgate::static::contract failed: input 'input_ids' has a static sequence length of "
         f"{STATIC} tokens and the tokenizer makes up to * (max_length 64): {truncated}/120 eval "
         f"inputs (*%) are truncated to {STATIC} tokens; re-export with a dynamic sequence axis*",
+        "*quantgate::fallback::int8-coverage failed: 1 of the 1 matrix multiplies the graph "
+        "marks for integer execution run in float in ONNX Runtime (DequantizeLinear -> MatMul "
+        "left unfused in its optimised graph): silent fallback*",
         "*quantgate::permuted::contract failed: the label order is permuted: column 0 holds "
         "'Sports' (id2label says 'World')*",
         "*quantgate::fp32-as-int8::int8-coverage failed: backend 'fp32-as-int8' claims INT8 but "
