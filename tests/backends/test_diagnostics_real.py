@@ -1,6 +1,9 @@
-"""The "Done when" faults of issue 4 on the tiny BERT: each fails with a diagnosis that names its
-cause, while the benign backends (onnx-fp32, onnx-int8-dynamic) raise no alarm. One pytester
-run gates them all (the artifacts are built once)."""
+"""The "Done when" faults of issues 4 and 19 on the tiny BERT: each fails with a diagnosis that
+names its cause, while the benign backends (onnx-fp32, onnx-int8-dynamic, a static INT8 file
+calibrated on eval-like texts) raise no alarm. Every faulty artifact is built here: swapped
+inputs (legacy and dynamo exports), permuted labels, an FP16 overflow, a static sequence length,
+an INT8 file that falls back to float, a file calibrated elsewhere on near-identical texts. One
+pytester run gates them all (the artifacts are built once)."""
 
 from __future__ import annotations
 
@@ -84,6 +87,23 @@ def _falling_back(source: Path, out: Path) -> None:
     onnx.save(model, str(out))
 
 
+def _static_int8_elsewhere(demo, source: Path, out: Path,  # type: ignore[no-untyped-def]
+                           texts: list[str]) -> None:
+    """A QDQ static INT8 file built outside the plugin (ORT's quantize_static, calibrated on
+    ``texts``), as a user brings it: kind "onnx", precision inferred from the graph."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.feeds = iter([demo.feed([text]) for text in texts])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
+    quantize_static(str(source), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=["MatMul"])
+
+
 def _overflowing_fp16(source: Path, out: Path) -> None:
     """The export in fp16 with the first LayerNormalization's input scaled past 65504."""
     import numpy as np
@@ -121,9 +141,13 @@ def faulty_files(demo, tmp_path_factory) -> dict[str, Path]:  # type: ignore[no-
     _overflowing_fp16(good, folder / "overflow.onnx")
     _static_length(good, folder / "static.onnx", STATIC)
     _falling_back(good, folder / "fallback.onnx")
+    _static_int8_elsewhere(demo, good, folder / "narrow.onnx", NEAR_IDENTICAL)
+    _static_int8_elsewhere(demo, good, folder / "broad.onnx",
+                           [g["text"] for g in demo.golden[-200:]])
     return {"good": good, "swapped": swapped, "permuted": folder / "permuted.onnx",
             "overflow": folder / "overflow.onnx", "swapped-dynamo": folder / "swapped-dynamo.onnx",
-            "static": folder / "static.onnx", "fallback": folder / "fallback.onnx"}
+            "static": folder / "static.onnx", "fallback": folder / "fallback.onnx",
+            "narrow": folder / "narrow.onnx", "broad": folder / "broad.onnx"}
 
 
 def _user(name: str, path: Path, precision: str = "fp32") -> str:
@@ -140,8 +164,11 @@ def test_each_fault_is_named_and_benign_backends_pass(pytester, demo, faulty_fil
         f'[tool.quantgate]\nmodel = "{demo.model_dir}"\neval = "golden.jsonl"\n'
         f'calibration = "calib.jsonl"\nmax_length = 64\ncache_dir = "{pytester.path / "cache"}"\n'
         'backends = ["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "swapped", '
-        '"fp32-as-int8", "permuted", "overflow", "swapped-dynamo", "static", "allops", "fallback"]\n'
+        '"fp32-as-int8", "permuted", "overflow", "swapped-dynamo", "static", "allops", '
+        '"fallback", "narrow", "broad"]\n'
         + _user("swapped", faulty_files["swapped"])
+        + "".join(f'[[tool.quantgate.backend]]\nname = "{name}"\nkind = "onnx"\n'
+                  f'path = "{faulty_files[name]}"\n' for name in ("narrow", "broad"))
         + _user("fallback", faulty_files["fallback"], "int8")
         + _user("swapped-dynamo", faulty_files["swapped-dynamo"])
         + _user("static", faulty_files["static"])
@@ -162,6 +189,10 @@ def test_each_fault_is_named_and_benign_backends_pass(pytester, demo, faulty_fil
     # an INT8 graph whose quantised mask Add lost the mask looks like the reference fed a
     # swapped mask; undone on the backend, no swap restores it: not named a wiring fault
     assert verdicts["allops"]["contract"] == "passed", out
+    # the same recipe built outside the plugin (precision inferred from the graph): the narrow
+    # calibration fails its calibration item, one on eval-like texts passes it
+    assert verdicts["narrow"]["calibration"] == "failed", out
+    assert verdicts["broad"]["calibration"] == "passed", out
     lengths = [len(e) for e in demo.encoder.encode([g["text"] for g in demo.golden[:120]])]
     truncated = sum(n > STATIC for n in lengths)
     assert truncated > 0

@@ -32,7 +32,11 @@ def _onnx_int8(gate: CheckContext, backend: str) -> bool:
 
 
 def _static_int8(gate: CheckContext, backend: str) -> bool:
-    return _not_reference(gate, backend) and gate.config.decl(backend).kind == "onnx-int8-static"
+    # the plugin's static builds, and a user's INT8 ONNX file (declared or inferred), whose
+    # graph may carry calibrated ranges: the check reads it (a dynamic one is skipped there)
+    decl = gate.config.decl(backend)
+    return _not_reference(gate, backend) and (
+        decl.kind == "onnx-int8-static" or decl.kind == "onnx" and decl.precision == "int8")
 
 
 register(CheckSpec("contract", f"{_HERE}.contract:check", _not_reference,
