@@ -39,6 +39,7 @@ import pytest_quantgate.backends.torch_runner  # noqa: E402,F401
 import pytest_quantgate.checker  # noqa: E402,F401
 import pytest_quantgate.inspect.determinism  # noqa: E402,F401
 import pytest_quantgate.inspect.int8_coverage  # noqa: E402,F401
+import pytest_quantgate.inspect.lm_contract  # noqa: E402,F401
 import pytest_quantgate.run_record  # noqa: E402,F401
 import pytest_quantgate.session  # noqa: E402,F401
 import pytest_quantgate.tasks.lm_gate  # noqa: E402,F401
@@ -93,7 +94,13 @@ PROMPTS = ["The baker opened the shop at six and", "On Monday the council voted 
 def lm() -> Any:
     from fixtures.build_demo import build_lm
 
-    return build_lm(LM_CACHE, size="tiny")
+    from pytest_quantgate.backends.onnx_export import load_model
+
+    built = build_lm(LM_CACHE, size="tiny")
+    # loading the model imports torch modules that register operators: out here, once, so an
+    # in-process pytester run that loads the reference (the contract probe) does not re-import
+    load_model(Path(built.model_dir), "causal-lm")
+    return built
 
 
 def lm_table(lm: Any, **extra: Any) -> dict[str, Any]:
@@ -286,6 +293,26 @@ def corrupted_export(lm: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def miswired_exports(lm: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny LM exported with its two inputs swapped, and with a static sequence length of
+    half the window (issue 19: the contract names both)."""
+    from pytest_quantgate.backends.onnx_export import export_model
+
+    folder = tmp_path_factory.mktemp("miswired")
+    swapped, static = folder / "swapped.onnx", folder / "static.onnx"
+    export_model(Path(lm.model_dir), swapped, exporter="legacy", opset=17,
+                 input_names=LM_INPUTS, max_length=WINDOW, task="causal-lm",
+                 swap_names=("attention_mask", "input_ids"))
+    export_model(Path(lm.model_dir), static, exporter="legacy", opset=17, input_names=LM_INPUTS,
+                 max_length=WINDOW, task="causal-lm")
+    proto = onnx.load(str(static))
+    for value in proto.graph.input:
+        value.type.tensor_type.shape.dim[1].dim_value = WINDOW // 2
+    onnx.save(proto, str(static))
+    return {"swapped": swapped, "static": static}
+
+
 def _toml(value: Any) -> str:
     return json.dumps(value)  # strings, numbers and lists of strings read the same in TOML
 
@@ -316,9 +343,10 @@ def test_gate_passes_fp32_and_int8_dynamic_and_reuses_the_reference(
     result = pytester.runpytest(*args)
     outcomes = _outcomes(result)
     assert outcomes == {
-        **{f"quantgate::onnx-fp32::{c}": "passed" for c in ("ppl", "next-token", "determinism")},
+        **{f"quantgate::onnx-fp32::{c}": "passed"
+           for c in ("ppl", "next-token", "contract", "determinism")},
         **{f"quantgate::onnx-int8-dynamic::{c}": "passed"
-           for c in ("ppl", "next-token", "determinism", "int8-coverage")},
+           for c in ("ppl", "next-token", "contract", "determinism", "int8-coverage")},
     }, result.stdout.str()
     result.stdout.fnmatch_lines([
         f"reference torch-fp32 on 260 documents (* tokens scored, window {WINDOW}, stride "
@@ -340,7 +368,7 @@ def test_gate_passes_fp32_and_int8_dynamic_and_reuses_the_reference(
     assert report["reference"]["timing"]["reference_cached"] is False
 
     again = pytester.runpytest(*args)
-    again.assert_outcomes(passed=7)
+    again.assert_outcomes(passed=9)
     again.stdout.fnmatch_lines(["reference torch-fp32 on 260 documents * (outputs loaded from "
                                 "the cache, not recomputed)*"])
     report = json.loads((pytester.path / "r.json").read_text())
@@ -468,3 +496,24 @@ def test_adversarial_prompts_on_a_causal_lm(pytester: pytest.Pytester, lm: Any, 
     result.stdout.fnmatch_lines([
         "*quantgate::user-broken::adversarial failed: */15 generated inputs break the "
         "thresholds*minimal input after shrinking: *"])
+
+
+# after the tests above: it reuses the reference they computed into the shared cache
+def test_contract_names_an_lms_wiring_faults(pytester: pytest.Pytester, lm: Any, e2e_cache: Path,
+                                            miswired_exports: dict[str, Path]) -> None:
+    declared = "".join(f'[[tool.quantgate.backend]]\nname = "{name}"\nkind = "onnx"\n'
+                       f'path = "{path}"\nprecision = "fp32"\n'
+                       for name, path in miswired_exports.items())
+    _project(pytester, lm, e2e_cache, ["swapped", "static"], declared)
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "-k", "contract")
+    outcomes = _outcomes(result)
+    assert outcomes == {"quantgate::swapped::contract": "failed",
+                        "quantgate::static::contract": "failed"}, result.stdout.str()
+    result.stdout.fnmatch_lines_random([
+        "*quantgate::swapped::contract failed: inputs 'attention_mask' and 'input_ids' are "
+        "swapped: *(probe of * windows, * positions: next-token agreement * as fed, 1.000 "
+        "with the fault undone)",
+        f"*quantgate::static::contract failed: input 'input_ids' has a static sequence length "
+        f"of {WINDOW // 2} tokens, shorter than the window of {WINDOW}: set window = "
+        f"{WINDOW // 2}*",
+    ])

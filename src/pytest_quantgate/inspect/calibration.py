@@ -32,6 +32,7 @@ from ..records import CheckResult, Measure
 CHECK = "calibration"
 TINY = 100  # fewer calibration texts than this draw a warning (ORT suggests hundreds)
 NEAR_DUPLICATE = 0.5  # mean pairwise word-set Jaccard similarity above this draws a warning
+LM_WINDOWS = 256  # eval windows of a causal LM run through the float graph
 _QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535),
            "int16": (-32768, 32767)}
 
@@ -97,6 +98,50 @@ def clipping(session: Any, feeds: Iterator[dict[str, np.ndarray]],
     return {n: outside[n] / total[n] if total[n] else 0.0 for n in names}
 
 
+def _feeds(gate: CheckContext) -> tuple[Iterator[dict[str, np.ndarray]],
+                                        Iterator[dict[str, np.ndarray]], list[str], int,
+                                        np.ndarray | None]:
+    """The eval set's and the calibration set's feeds as the backend gets them, the calibration
+    texts, how many eval inputs, and their labels. A causal LM's are its windows (the first
+    ``LM_WINDOWS`` of the eval corpus: a long corpus's first windows show its ranges)."""
+    from itertools import islice
+
+    from ..tasks.batching import batches
+    from ..tasks.data import read_examples
+
+    cfg = gate.config
+    if cfg.task == "causal-lm":
+        from ..tasks.causal_lm import iter_windows, window_batches
+        from ..tasks.language_model import CausalLM
+
+        lm = gate.task
+        assert isinstance(lm, CausalLM)
+        windows = list(islice(iter_windows(lm.source(), cfg.window, cfg.stride), LM_WINDOWS))
+        texts = [d for d in lm.source(cfg.calibration).documents()] if cfg.calibration else []
+
+        def lm_feeds(group: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
+            for _, feed in window_batches(group, batch_size=cfg.batch_size,
+                                          pad_id=gate.encoder.pad_id):
+                yield feed
+
+        calibration = iter_windows(lm.source(cfg.calibration), cfg.window, cfg.stride) \
+            if cfg.calibration else iter(())
+        return lm_feeds(windows), lm_feeds(list(calibration)), texts, len(windows), None
+    from ..tasks.classification import classification
+
+    task = classification(gate.task, CHECK)
+    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
+                                           require_label=False)] if cfg.calibration else []
+
+    def feeds(encoded: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
+        for batch in batches(encoded, batch_size=cfg.batch_size, padding="longest",
+                             pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
+            yield batch.feed
+
+    return (feeds(task.encoded), feeds(gate.encoder.encode(texts) if texts else []), texts,
+            len(task.examples), task.labels)
+
+
 def similarity(texts: Sequence[str], cap: int = 300) -> float:
     """Mean pairwise Jaccard similarity of the texts' word sets (the first ``cap`` texts)."""
     sets = [frozenset(re.findall(r"\w+", t.lower())) for t in texts[:cap]]
@@ -110,11 +155,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     import onnx
     import onnxruntime as ort
 
-    from ..tasks.batching import batches
-    from ..tasks.classification import classification
-    from ..tasks.data import read_examples
-
-    cfg, task = gate.config, classification(gate.task, CHECK)
+    cfg = gate.config
     runner = gate.runner(backend)
     model_file = getattr(runner, "model_file", None)
     if model_file is None:
@@ -133,21 +174,13 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     opts.log_severity_level = 3
     session = ort.InferenceSession(float_graph(proto, list(ranges)).SerializeToString(), opts,
                                    providers=["CPUExecutionProvider"])
-    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
-                                           require_label=False)] if cfg.calibration else []
-
-    def feeds(encoded: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
-        for batch in batches(encoded, batch_size=cfg.batch_size, padding="longest",
-                             pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
-            yield batch.feed
-
-    golden = clipping(session, feeds(task.encoded), ranges)
-    calib = clipping(session, feeds(gate.encoder.encode(texts)), ranges) if texts else {}
+    eval_feeds, calibration_feeds, texts, n, labels = _feeds(gate)
+    golden = clipping(session, eval_feeds, ranges)
+    calib = clipping(session, calibration_feeds, ranges) if texts else {}
     calib_worst = max(calib.values()) if calib else None
     worst = sorted(golden, key=lambda n: -golden[n])[:3]
     rate = golden[worst[0]]
     limit = float(gate.thresholds(backend)["max_clipping_rate"])
-    n = len(task.examples)
     sim = similarity(texts) if texts else 0.0
     notes = []
     if not texts:
@@ -166,8 +199,8 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         measures.append(Measure("calibration_set_clipping_rate", calib_worst, None, "<=", True,
                                 len(texts)))
     run = gate.run(backend)
-    if run.logits is not None and task.labels is not None:
-        acc = float((np.argmax(run.logits, axis=1) == task.labels).mean())
+    if run.logits is not None and labels is not None:
+        acc = float((np.argmax(run.logits, axis=1) == labels).mean())
         measures.append(Measure("golden_accuracy", acc, None, ">=", True, n))
     listed = ", ".join(f"{name} {golden[name]:.1%}" for name in worst)
     details: dict[str, Any] = {

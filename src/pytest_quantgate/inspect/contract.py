@@ -23,12 +23,24 @@ import numpy as np
 from ..checks import CheckContext
 from ..records import CheckResult, Measure
 from ..tasks.classification import classification
-from .probes import PROBE_SIZE, agreement, column_permutation, feed_candidates, logits_of, swap_candidates
+from .probes import (
+    PROBE_SIZE,
+    agreement,
+    column_permutation,
+    feed_candidates,
+    input_notes,
+    logits_of,
+    swap_candidates,
+)
 
 CHECK = "contract"
 
 
 def check(gate: CheckContext, backend: str) -> CheckResult:
+    if gate.config.task == "causal-lm":  # next-token logits: its own probe (lm_contract.py)
+        from .lm_contract import check as lm_check
+
+        return lm_check(gate, backend)
     runner = gate.runner(backend)
     labels = gate.facts.labels
     specs = runner.input_specs()
@@ -37,7 +49,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     probe = gate.task.probe(runner, PROBE_SIZE)
     n = len(probe.rows)
     outputs = runner.infer(probe.feed)
-    notes += _input_notes(specs, runner.casts, runner.dropped_inputs)
+    notes += input_notes(specs, runner.casts, runner.dropped_inputs)
     if len(outputs) > 1 and "logits" not in outputs:
         notes.append(f"{len(outputs)} outputs {sorted(outputs)} and none named 'logits': the "
                      "first is read as the logits")
@@ -72,19 +84,6 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                        details={"causes": causes, "notes": notes,
                                 "inputs": {k: [s.dtype, list(s.shape)] for k, s in specs.items()},
                                 "outputs": {k: list(v.shape) for k, v in outputs.items()}})
-
-
-def _input_notes(specs: Any, casts: Any, dropped: set[str]) -> list[str]:
-    notes = [f"input {c.input!r} is {c.declared} in the backend and the feed is {c.given}: it is "
-             "cast before every call" for c in casts.values()]
-    if dropped:
-        notes.append(f"the backend declares no {sorted(dropped)}: the tokenizer's values are "
-                     "not fed (normal for models without token types)")
-    static = [f"{name} {list(s.shape)}" for name, s in specs.items()
-              if any(isinstance(d, int) for d in s.shape)]
-    if static:
-        notes.append(f"static input shapes: {', '.join(static)} (inputs are padded to them)")
-    return notes
 
 
 def _reference_rows(gate: CheckContext, probe: Any) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -92,3 +92,17 @@ def column_permutation(ref: np.ndarray, out: np.ndarray) -> np.ndarray | None:
     if sorted(best.tolist()) != list(range(ref.shape[1])):
         return None
     return best
+
+
+def input_notes(specs: Any, casts: Any, dropped: set[str]) -> list[str]:
+    """Notes on how the feed reaches the backend: casts, inputs not fed, static shapes."""
+    notes = [f"input {c.input!r} is {c.declared} in the backend and the feed is {c.given}: it is "
+             "cast before every call" for c in casts.values()]
+    if dropped:
+        notes.append(f"the backend declares no {sorted(dropped)}: the tokenizer's values are "
+                     "not fed (normal for models without token types)")
+    static = [f"{name} {list(s.shape)}" for name, s in specs.items()
+              if any(isinstance(d, int) for d in s.shape)]
+    if static:
+        notes.append(f"static input shapes: {', '.join(static)} (inputs are padded to them)")
+    return notes

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..checks import CheckContext
 
 _HERE = "pytest_quantgate.inspect"
-# contract and calibration read labels and classification batches; a causal LM gets the rest
+# every diagnostic applies to both tasks but saturation (a classification rebuild of the recipe)
 BOTH = ("text-classification", "causal-lm")
 
 
@@ -40,12 +40,13 @@ def _static_int8(gate: CheckContext, backend: str) -> bool:
 
 
 register(CheckSpec("contract", f"{_HERE}.contract:check", _not_reference,
-                   "inputs, outputs and label map as expected; names a wiring fault"))
+                   "inputs, outputs and label map as expected; names a wiring fault",
+                   tasks=BOTH))
 register(CheckSpec("determinism", f"{_HERE}.determinism:check", _not_reference,
                    "the same batch twice gives the same logits", tasks=BOTH))
 register(CheckSpec("int8-coverage", f"{_HERE}.int8_coverage:check", _int8,
                    "share of matrix multiplies that really run in integer precision", tasks=BOTH))
 register(CheckSpec("calibration", f"{_HERE}.calibration:check", _static_int8,
-                   "share of golden activations outside the calibrated ranges"))
+                   "share of golden activations outside the calibrated ranges", tasks=BOTH))
 register(CheckSpec("saturation", f"{_HERE}.saturation:check", _onnx_int8,
                    "int8 weights at full range saturating the u8s8 kernel of a CPU without VNNI"))
