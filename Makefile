@@ -8,7 +8,7 @@ STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
 LM_DEMO := examples/stories
 
-.PHONY: setup browser demo test lint unit bench real-models false-alarms clean
+.PHONY: setup browser demo test lint unit package bench real-models false-alarms clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,17 @@ demo: setup
 	cd $(LM_DEMO) && ../../$(PY) make_user_export.py
 	cd $(LM_DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
 
-test: setup lint
+test: setup lint package
 	$(PY) -m pytest
+
+# The sdist and the wheel, checked (twine check), then the wheel installed into a fresh venv with
+# only its own dependencies and pytest, where it gates a fake-backend project (.ci/wheel_smoke.py;
+# about 10 s warm, dependencies from a wheelhouse under .quantgate-test-cache).
+package: setup
+	rm -rf dist
+	$(PY) -m build --outdir dist . >/dev/null
+	$(PY) -m twine check --strict dist/*
+	$(PY) .ci/wheel_smoke.py dist
 
 lint: setup
 	$(PY) -m ruff check src tests fixtures benchmarks examples
@@ -67,4 +76,4 @@ false-alarms: setup
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \
 		$(DEMO)/data $(DEMO)/reports $(LM_DEMO)/.quantgate-cache $(LM_DEMO)/models \
-		$(LM_DEMO)/data $(LM_DEMO)/reports
+		$(LM_DEMO)/data $(LM_DEMO)/reports dist

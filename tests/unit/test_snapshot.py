@@ -65,7 +65,7 @@ def test_warnings_round_trip_merge_in_order_and_render() -> None:
     assert merged.warnings == ("w1", "w2", "w3")  # union, first seen first, each once
     assert [line for line in summary_lines(merged) if line.startswith("warning:")] == [
         "warning: w1", "warning: w2", "warning: w3"]
-    assert "<tr><th>warning</th><td>w3</td></tr>" in header(merged.to_dict())
+    assert '<p class="warning">warning: w3</p>' in header(merged.to_dict())
 
 
 def test_a_report_without_warnings_reads_as_having_none() -> None:

@@ -15,11 +15,13 @@ second time before failing it (``plugin/comparing``). scipy.stats is imported on
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any
 
+from ..errors import ConfigError, problem
 from .baseline import Measures, RunSummary, Timing
 from .tolerances import Tolerances
 
@@ -89,6 +91,28 @@ def judge_measures(backend: str, check: str, base: Mapping[str, tuple[float, str
     return out
 
 
+def _no_scipy() -> ConfigError:
+    return ConfigError(problem("comparing latency with a baseline", "no scipy installed",
+                               "scipy (its Mann-Whitney U and Welch tests judge a slowdown)",
+                               "pip install 'pytest-quantgate[latency]'"))
+
+
+def require_scipy() -> None:
+    """One line naming the extra when scipy is missing, asked by the plugin at start-up when
+    latency is compared: a long gate run must not end in a ModuleNotFoundError. It looks the
+    module up without importing it (scipy.stats takes 1.6-2.6 s to import here)."""
+    if importlib.util.find_spec("scipy") is None:
+        raise _no_scipy()
+
+
+def scipy_stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError:
+        raise _no_scipy() from None
+    return stats
+
+
 def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
                   tolerances: Tolerances) -> Delta:
     """Slower beyond ``tolerances.latency`` of the baseline, and significant.
@@ -97,8 +121,7 @@ def judge_latency(backend: str, batch_size: int, base: Timing, now: Timing,
     are judged: the machine's drift between the runs cancels out of them. Otherwise the raw
     times are, and the note says why (they move with the machine's speed).
     """
-    from scipy import stats
-
+    stats = scipy_stats()
     check = f"latency[b{batch_size}]"
     if base.relative and now.relative and base.reference == now.reference:
         test = stats.mannwhitneyu(now.relative, base.relative, alternative="greater")

@@ -36,6 +36,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from .configure import load_config
 
     load_config(config, st)
+    if st.config is not None:
+        from .storage import into_cache
+
+        into_cache(config, st.config.cache_dir)  # no .benchmarks/, .hypothesis/ in the repo
     if st.enabled and st.config is not None and st.config.latency:
         from ..latency import passive_thread_pools
 
@@ -58,9 +62,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if st is None or not st.enabled:
         return []
     from ..manifest import cpu_isa_line
+    from .collection import narrowed_note
 
     # The CPU first: INT8 results (and a baseline taken elsewhere) depend on its instruction sets.
     lines = [f"quantgate: {cpu_isa_line()}"]
+    note = narrowed_note(config)
+    if note:
+        lines.append(f"quantgate: {note}")
     if st.config is None:
         return lines
     lines += [f"quantgate: {guess.header_line(name)}"
@@ -144,6 +152,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from .storage import restore
+
+    restore(config)
     st = config.stash.get(STATE_KEY, None)
     if st is not None and st.gate is not None:
         st.gate.close()

@@ -1,7 +1,19 @@
-"""The built-in gate's items: ``quantgate::<backend>::<check>``, one per backend and check."""
+"""The built-in gate's items: ``quantgate::<backend>::<check>``, one per backend and check.
+
+Selecting them: ``-k`` matches substrings, so ``-k onnx-int8-static`` also selects
+``onnx-int8-static-allops``. Every gate item therefore carries its node id as a keyword, and
+``-k "::onnx-int8-static::"`` (the backend between the id's separators) selects exactly one
+backend; ``-k "::onnx-int8-static::topk"`` one item.
+
+A run whose path arguments all name test files (``pytest --quantgate tests/test_x.py``, an IDE's
+run button, ``tests/test_x.py::test_y``) is about those tests: the gate is not collected, and the
+header says so. No path, or any directory (``.``, ``tests/``), collects it: a CI job that names
+its test folder still gates.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +51,8 @@ class BackendCollector(pytest.Collector):
                                             backend=self.name, check=check)
                        for check in checks_for(st.session(), self.name)),
                      *latency_items(self, self.name, st)]:
+            # -k "::<backend>::" selects this backend exactly (names are matched as substrings)
+            item.extra_keyword_matches.add(item.nodeid)
             if self.name in st.config.expect_fail:
                 item.add_marker(pytest.mark.xfail(
                     reason=f"{self.name} is listed in expect_fail", strict=True,
@@ -97,9 +111,34 @@ class GateItem(DiagnosisItem):
 
 
 
+def named_files(config: pytest.Config) -> list[str]:
+    """The path arguments when every one names a test file (or a test in one), else []."""
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return []  # testpaths or the current directory: the whole suite
+    files = []
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        if not (path if path.is_absolute() else config.invocation_params.dir / path).is_file():
+            return []  # a directory (or --pyargs): a suite run, which the gate belongs to
+        files.append(arg)
+    return files
+
+
+def narrowed_note(config: pytest.Config) -> str | None:
+    """The header's line when the gate is left out for named test files."""
+    files = named_files(config)
+    if not files:
+        return None
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"gate items not collected: the run names test files only ({shown}); run without "
+            "paths, or with a directory such as ., to gate")
+
+
 def gate_items(session: pytest.Session, st: State) -> list[pytest.Item]:
     if st.config is None:
         st.session()  # raises the configuration problem
+    if named_files(session.config):
+        return []  # pytest_report_header said so (narrowed_note)
     root = GateCollector.from_parent(session, name="quantgate", nodeid="quantgate")
     items: list[pytest.Item] = []
     for backend in root.collect():

@@ -34,6 +34,10 @@ def setup_compare(config: pytest.Config, st: State) -> None:
 
     cli = dict(config.getoption("quantgate_tolerance", None) or [])
     try:
+        if st.config.latency:  # latency is judged with scipy.stats: say so now, not at the end
+            from ..compare.judge import require_scipy
+
+            require_scipy()
         st.compare = open_comparison(path, Tolerances.build(st.config.tolerances, cli),
                                      update=update)
     except QuantgateError as exc:

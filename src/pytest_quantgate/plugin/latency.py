@@ -47,7 +47,7 @@ def _body(backend: str, size: int, has_benchmark: bool) -> Callable[..., None]:
     if not has_benchmark:
         def latency_needs_pytest_benchmark() -> None:
             pytest.skip("latency is timed by pytest-benchmark, which is not installed or was "
-                        "disabled with -p no:benchmark; pip install pytest-benchmark")
+                        "disabled with -p no:benchmark; pip install 'pytest-quantgate[latency]'")
 
         return latency_needs_pytest_benchmark
 

@@ -15,6 +15,7 @@ from . import charts
 from .charts import esc
 
 TOPK = 3
+WORST_DOCS = 5  # worst documents shown per backend (the record keeps `worst` of them)
 
 
 def not_measured(text: str) -> str:
@@ -82,6 +83,40 @@ def lm_summary(name: str, entry: dict[str, Any], ref_name: str) -> str:
     return f'<p class="note lm">{esc(" · ".join(parts))}</p>'
 
 
+def _tokens(pairs: object) -> str:
+    """Top next tokens as ``token 0.35, token 0.14``."""
+    if not isinstance(pairs, list):
+        return "not recorded"
+    return ", ".join(f"{p[0]} {p[1]:.2f}" if isinstance(p, list | tuple) and len(p) == 2
+                     and number(p[1]) is not None else str(p) for p in pairs)
+
+
+def _score(value: object) -> str:
+    v = number(value)
+    return "-" if v is None else f"{v:.3g}"
+
+
+def worst_documents(name: str, entry: dict[str, Any], ref_name: str) -> str:
+    """Causal LM, one backend: the documents whose perplexity rose most against the reference's
+    (the ppl check's worst inputs), each with the next tokens both sides predict after it."""
+    checks = entry.get("checks") or []
+    record = next((c for c in checks if c.get("check") == "ppl" and c.get("worst")),
+                  next((c for c in checks if c.get("check") == "next-token" and c.get("worst")),
+                       None))
+    if record is None:
+        return ""
+    worst = record["worst"][:WORST_DOCS]
+    metric = str(worst[0].get("metric") or "score")
+    rows = "".join(
+        f'<tr><td class="doc">{esc(w.get("text", ""))}</td><td>{_score(w.get("score"))}</td>'
+        f'<td class="tokens">{esc(_tokens(w.get("reference")))}</td>'
+        f'<td class="tokens">{esc(_tokens(w.get("backend")))}</td></tr>' for w in worst)
+    return (f'<h4>Worst documents ({esc(metric)}, highest first)</h4>'
+            f'<table class="worst"><tr><th>document</th><th>{esc(metric)}</th>'
+            f"<th>next tokens: {esc(ref_name)}</th><th>next tokens: {esc(name)}</th></tr>"
+            f"{rows}</table>")
+
+
 def softmax(row: list[float | None]) -> list[float] | None:
     if any(v is None or not math.isfinite(v) for v in row) or not row:
         return None
@@ -90,6 +125,10 @@ def softmax(row: list[float | None]) -> list[float] | None:
     exps = [math.exp(v - peak) for v in vals]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def _named(why: list[str]) -> bool:
+    return any(str(w).startswith("named in inspect") for w in why)
 
 
 def inspected(report: dict[str, Any]) -> str:
@@ -104,15 +143,19 @@ def inspected(report: dict[str, Any]) -> str:
     labels = [str(x) for x in report.get("labels") or []]
     parts = ['<h2 id="inputs">Inputs: named and worst</h2>',
              '<p class="note">Inputs named in <code>inspect</code> and each backend\'s worst '
-             "inputs by max |logit diff|. Softmax top-3 per backend side by side, then every "
-             "label's raw logit, the reference in black.</p>"]
+             "inputs by max |logit diff| (click one to unfold it). Softmax top-3 per backend "
+             "side by side, then every label's raw logit, the reference in black.</p>"]
+    named = any(_named(item.get("why") or []) for item in items)
     for n, item in enumerate(items):
         logits: dict[str, Any] = item.get("logits") or {}
         names = list(logits)
         label = f" · label {esc(item['label'])}" if item.get("label") is not None else ""
-        parts.append(f'<section class="input" id="input-{n}"><h3 class="input-text">'
-                     f"{esc(item.get('text', ''))}</h3><p class=\"why\">"
-                     f"{esc('; '.join(item.get('why') or []))}{label}</p>")
+        why = item.get("why") or []
+        # open: the inputs the user named (or the first, when none is named); the rest fold
+        is_open = _named(why) or (n == 0 and not named)
+        parts.append(f'<details class="input" id="input-{n}"{" open" if is_open else ""}>'
+                     f'<summary><span class="input-text">{esc(item.get("text", ""))}</span>'
+                     f'<span class="why">{esc("; ".join(why))}{label}</span></summary>')
         panels = []
         for name in names:
             row = logits[name]
@@ -134,7 +177,7 @@ def inspected(report: dict[str, Any]) -> str:
         parts.append(charts.grouped_bars(labels, series, label=f"raw logits of input {n}",
                                          value_label="logit").replace('class="chart"',
                                                                       'class="chart logits"'))
-        parts.append(legend(names) + "</section>")
+        parts.append(legend(names) + "</details>")
     return "".join(parts)
 
 
@@ -167,13 +210,17 @@ def drift_detail(name: str, entry: dict[str, Any], labels: list[str]) -> str:
 
 
 def backend(name: str, entry: dict[str, Any], detail: str) -> str:
-    """One backend: verdict, the task's detail (``views.py``: drift charts, or a perplexity
-    summary), checks, calibration."""
+    """One backend, folded under its name, verdict and reason (``<details>``: no script); open
+    when the verdict is not PASS. Inside: the task's detail (``views.py``: drift charts, or a
+    perplexity summary and the worst documents), every check, calibration clipping."""
     verdict = str(entry.get("verdict", ""))
     cls = "pass" if verdict == "PASS" else "fail"
-    out = [f'<section class="backend" id="backend-{esc(name)}"><h3>{esc(name)} '
-           f'<span class="verdict {cls}">{esc(verdict)}</span></h3>',
-           f'<p class="reason">{esc(entry.get("reason") or "")}</p>', detail]
+    reason = entry.get("reason") or ""
+    out = [f'<details class="backend" id="backend-{esc(name)}"{"" if cls == "pass" else " open"}>'
+           f'<summary><span class="name">{esc(name)}</span> '
+           f'<span class="verdict {cls}">{esc(verdict)}</span>'
+           + (f'<span class="reason clamp">{esc(reason)}</span>' if reason else "")
+           + "</summary>", detail]
     checks = entry.get("checks") or []
     rows = "".join(f"<tr><td>{esc(c.get('check'))}</td><td class=\"v-{esc(c.get('verdict'))}\">"
                    f"{esc(c.get('verdict'))}</td><td>{esc(c.get('reason'))}</td></tr>"
@@ -186,10 +233,10 @@ def backend(name: str, entry: dict[str, Any], detail: str) -> str:
         limit = next((m.get("threshold") for m in calib.get("measures", ())  # type: ignore[union-attr]
                       if m.get("name") == "max_clipping_rate"), None)
         out.append("<h4>Calibration: clipping rate per tensor (worst tensors, golden set)</h4>")
-        out.append(charts.hbars(sorted(tensors.items(), key=lambda kv: -kv[1]),
+        out.append(charts.hbars(sorted(tensors.items(), key=lambda kv: -kv[1]), width=760,
                                 label=f"calibration clipping of {name}", limit=limit)
                    .replace('class="chart"', 'class="chart clipping"'))
-    return "".join(out) + "</section>"
+    return "".join(out) + "</details>"
 
 
 def tradeoffs(report: dict[str, Any], y_label: str,

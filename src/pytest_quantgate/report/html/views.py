@@ -1,6 +1,7 @@
 """What of the page differs by task, one ``TaskView`` per task name: the reference line, the
 data section (inputs and their logits, or perplexity bars), each backend's detail (drift, or
-a perplexity summary), the quality axis of the trade-off charts, and the gaps it always has.
+a perplexity summary with the worst documents), the quality axis of the trade-off charts, why
+calibration clipping is absent, and the gaps it always has.
 
 The page asks ``view_for(report)`` and never which task it draws. A view renders the report's
 plain values, so it imports nothing from the engine (a task's own module cannot be asked);
@@ -26,6 +27,7 @@ class TaskView:
     backend_detail: Callable[[str, Report, Report], str]  # (name, entry, report) -> html
     quality_label: str  # the trade-off charts' y axis
     quality: Callable[[Report], float | None]  # of a backend's entry
+    calibration_gap: Callable[[Report], str]  # why calibration clipping is not charted
     gaps: tuple[str, ...] = ()  # "not measured" lines every report of the task has
 
 
@@ -45,12 +47,27 @@ def _lm_reference(report: Report) -> str:
             f"perplexity {'not measured' if ppl is None else f'{ppl:.4g}'})")
 
 
+def _classification_calibration(report: Report) -> str:
+    static = [n for n, e in (report.get("backends") or {}).items()
+              if str(e.get("kind") or "").startswith("onnx-int8-static")]
+    if static:  # they could not build without a calibration set: the check was left out
+        return (f"calibration clipping (the calibration check of {', '.join(static)} did not "
+                "run in this selection)")
+    return "calibration clipping (no static-INT8 backend with a calibration set)"
+
+
+def _lm_calibration(report: Report) -> str:
+    return ("calibration clipping (the calibration check is for text classification only so "
+            "far: a causal LM's static-INT8 backends are calibrated, their clipping not measured)")
+
+
 def _drift(name: str, entry: Report, report: Report) -> str:
     return sections.drift_detail(name, entry, [str(x) for x in report.get("labels") or []])
 
 
 def _lm_summary(name: str, entry: Report, report: Report) -> str:
-    return sections.lm_summary(name, entry, str((report.get("config") or {}).get("reference", "")))
+    ref = str((report.get("config") or {}).get("reference", ""))
+    return sections.lm_summary(name, entry, ref) + sections.worst_documents(name, entry, ref)
 
 
 def _ppl_change(entry: Report) -> float | None:
@@ -60,11 +77,13 @@ def _ppl_change(entry: Report) -> float | None:
 
 CLASSIFICATION = TaskView(
     _classification_reference, sections.inspected, _drift, "top-1 agreement",
-    lambda e: number((e.get("metrics") or {}).get("top1_agreement")))
+    lambda e: number((e.get("metrics") or {}).get("top1_agreement")),
+    _classification_calibration)
 CAUSAL_LM = TaskView(
     _lm_reference, sections.perplexity, _lm_summary, "perplexity change (%, lower is better)",
-    _ppl_change, gaps=("per-input logits, |logit diff| histograms and flip matrices (a causal "
-                       "LM has no classes: next-token agreement is in the verdict table)",))
+    _ppl_change, _lm_calibration,
+    gaps=("per-input logits, |logit diff| histograms and flip matrices (a causal LM has no "
+          "classes: next-token agreement is in the verdict table)",))
 VIEWS = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM}
 
 
