@@ -53,3 +53,17 @@ def test_an_unreadable_file_gives_no_fallback_figure(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     assert fallback_ops(str(bad)) is None
+
+
+def test_a_tensorrt_engine_s_matmul_layers_above_int8_are_fallback() -> None:
+    from collections import Counter
+
+    from pytest_quantgate.inspect.int8_coverage import engine_fallback
+
+    # trt_inspect.summarize of an engine whose graph marks every matrix multiply for INT8
+    details = {"non_int8_layer_types": {"CaskGemmMatrixMultiply": 1, "CaskSoftmax": 1,
+                                        "Normalization": 1}}
+    assert engine_fallback(details, Counter()) == {"CaskGemmMatrixMultiply": 1}
+    # a graph that leaves some in float on purpose: the engine's float layers are its choice
+    assert engine_fallback(details, Counter({"MatMul": 2})) is None
+    assert engine_fallback({}, Counter()) is None  # no layer precisions reported

@@ -12,7 +12,9 @@ artifact marks for integer execution) is information, since quantising only some
 choice whose quality the drift checks judge; it fails only below ``min_int8_share`` (default:
 anything at all, so an "INT8" file with nothing quantised fails). **Fallback** fails: a matrix
 multiply the graph marks for integer execution (Q/DQ around it) that ONNX Runtime leaves as a
-float MatMul on dequantised inputs in the graph it actually runs (its optimised graph).
+float MatMul on dequantised inputs in the graph it actually runs (its optimised graph), or, for
+a TensorRT engine, a matrix-multiply layer its engine inspector reports above INT8 where the
+graph marks every one for integer execution.
 """
 
 from __future__ import annotations
@@ -81,6 +83,24 @@ def fallback_ops(model_file: str) -> Counter[str] | None:
     return left
 
 
+# TensorRT layer types that multiply matrices (the engine inspector's LayerType)
+ENGINE_MATMULS = ("MatrixMultiply", "Gemm", "Convolution", "FullyConnected", "CaskGemm",
+                  "CaskConvolution", "Myelin")
+
+
+def engine_fallback(details: Mapping[str, Any], floating: Counter[str]) -> Counter[str] | None:
+    """Matrix-multiply layers a TensorRT engine ran above INT8 (its inspector's
+    ``non_int8_layer_types``, trt_inspect.summarize) where the ONNX graph it was built from marks
+    every matrix multiply for integer execution: those fell back. None when the engine reports no
+    layer precisions, or when the graph leaves some in float on purpose (the layers cannot then
+    be told from the recipe's choice)."""
+    above = details.get("non_int8_layer_types")
+    if not isinstance(above, Mapping) or floating:
+        return None
+    return Counter({str(kind): int(n) for kind, n in above.items()
+                    if any(word in str(kind) for word in ENGINE_MATMULS)})
+
+
 def counts_of(details: Mapping[str, Any], model_file: str | None
               ) -> tuple[Counter[str], Counter[str]] | None:
     if model_file is not None:
@@ -120,23 +140,35 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         # drift checks, not this count, say whether it does
         causes.append(f"only {n_int}/{total} matrix multiplies are marked for integer "
                       f"execution ({share:.0%} < min_int8_share {limit:.0%}): {listed}")
-    fallback = fallback_ops(str(model_file)) if model_file and n_int else None
+    details_of_run = runner.describe().details
+    engine = engine_fallback(details_of_run, floating) if n_int else None
+    fallback = engine if engine is not None else (
+        fallback_ops(str(model_file)) if model_file and n_int and runner.kind.startswith("onnx")
+        else None)
     if fallback is not None:
         n_back = sum(fallback.values())
         details["fallback_ops"] = dict(fallback)
         measures.append(Measure("int8_fallback", float(n_back), 0.0, "<=", n_back == 0, n_int,
                                 n_back))
         if n_back:
-            causes.append(f"{n_back} of the {n_int} matrix multiplies the graph marks for "
-                          "integer execution run in float in ONNX Runtime (DequantizeLinear -> "
-                          f"{', '.join(sorted(fallback))} left unfused in its optimised graph): "
-                          "silent fallback; check the Q/DQ types and axes ORT supports for "
-                          "these ops, or quantise with its QOperator format")
+            if engine is not None:
+                causes.append(f"{n_back} matrix-multiply layers of the TensorRT engine run "
+                              f"above INT8 ({dict(sorted(fallback.items()))}, from its engine "
+                              f"inspector) although the graph marks all {n_int} for integer "
+                              "execution: silent fallback; check the builder's INT8 flag and "
+                              "that TensorRT has INT8 kernels for these layers")
+            else:
+                causes.append(f"{n_back} of the {n_int} matrix multiplies the graph marks for "
+                              "integer execution run in float in ONNX Runtime (DequantizeLinear "
+                              f"-> {', '.join(sorted(fallback))} left unfused in its optimised "
+                              "graph): silent fallback; check the Q/DQ types and axes ORT "
+                              "supports for these ops, or quantise with its QOperator format")
     if causes:
         return CheckResult(backend, CHECK, "failed", "; ".join(causes), tuple(measures), total,
                            details={**details, "causes": causes})
-    ran = ("; ONNX Runtime runs every one of them in integer kernels" if fallback is not None
-           else "")
+    ran = "" if fallback is None else ("; the engine runs every one of them in INT8"
+                                        if engine is not None else
+                                        "; ONNX Runtime runs every one of them in integer kernels")
     return CheckResult(backend, CHECK, "passed", f"the recipe marks {n_int}/{total} matrix "
                        f"multiplies for integer precision ({share:.0%}): {listed}{ran}",
                        tuple(measures), total, details=details)
