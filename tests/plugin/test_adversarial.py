@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from fake_project import BACKENDS_TOML, LABELS
 
@@ -43,7 +44,14 @@ def test_planted_fault_is_found_shrunk_and_replayed_first(project):
         "after shrinking: '*' (* chars); seed *",
         "  worst inputs (* shown; reference | percent):",
     ])
+    # Only the failing backend is searched; the line says what the searches tried and cost.
+    result.stdout.fnmatch_lines([
+        "adversarial (dev profile, seed 1): 200 generated inputs per backend, corpus drawn and "
+        "scored by the reference in * s; searched 1 of 2 backends (those with a failing input or "
+        "a saved failure): * inputs tried, * of them scored one by one, in * s; * s in all"])
     first = _slice(pytester, "percent")
+    assert first["searched"] and first["inputs_tried"] >= first["tried_one_by_one"] >= 1
+    assert not _slice(pytester, "same")["searched"]
     minimal = first["minimal"]
     assert len(minimal) <= 20 and any(c.isdigit() for c in minimal.split("%")[0][-1:]), minimal
     assert first["failing"][0]["text"] == minimal and first["n_failing"] >= 1
@@ -52,28 +60,42 @@ def test_planted_fault_is_found_shrunk_and_replayed_first(project):
     again = pytester.runpytest("--quantgate", "-k", "percent and adversarial")
     again.assert_outcomes(failed=1)
     second = _slice(pytester, "percent")
-    assert second["seed"] != first["seed"]
+    assert second["seed"] != first["seed"] and not second["corpus_cached"]  # fresh: not kept
     assert second["first_tried"] == minimal and second["minimal"] == minimal
 
 
 def test_benign_backend_passes_and_its_time_is_in_the_report(project):
-    pytester = project('backends = ["same"]\njson = "report.json"\nadversarial_max_examples = 60')
+    pytester = project('backends = ["same"]\njson = "report.json"\nadversarial_max_examples = 60\n'
+                       'adversarial_profile = "dev"')
     result = pytester.runpytest("--quantgate", "-v", "-k", "adversarial")
     result.assert_outcomes(passed=1)
     part = _slice(pytester, "same")
     assert part["verdict"] == "passed" and part["n_inputs"] == 60 and part["n_failing"] == 0
     assert 0 < part["seconds"] < 60 and part["metrics"]["top1_agreement"] == 1.0
+    # Nothing failed and nothing was saved: no search ran; the time is in the line, not the reason
+    assert not part["searched"] and part["search_seconds"] is None and part["inputs_tried"] == 0
+    assert part["corpus_seconds"] > 0 and not part["corpus_cached"]
+    result.stdout.fnmatch_lines([
+        "adversarial (dev profile, seed *): 60 generated inputs per backend, corpus drawn and "
+        "scored by the reference in * s; searched 0 of 1 backends (those with a failing input or "
+        "a saved failure): 0 inputs tried, 0 of them scored one by one, in 0.00 s; * s in all"])
+    assert not re.search(r"\d s\b", part["reason"]), part["reason"]
 
 
-def test_ci_profile_is_derandomised(project, monkeypatch):
+def test_ci_profile_is_derandomised_and_its_corpus_cached(project, monkeypatch):
     monkeypatch.setenv("CI", "true")
     pytester = project('backends = ["same"]\njson = "report.json"\nadversarial_max_examples = 30')
     seen = []
     for _ in range(2):
-        pytester.runpytest("--quantgate", "-k", "adversarial").assert_outcomes(passed=1)
+        result = pytester.runpytest("--quantgate", "-k", "adversarial")
+        result.assert_outcomes(passed=1)
         part = _slice(pytester, "same")
-        seen.append((part["profile"], part["seed"], part["first_tried"]))
+        seen.append((part["profile"], part["seed"], part["failing"], part["metrics"]))
     assert seen[0] == seen[1] and seen[0][:2] == ("ci", 0)
+    assert part["corpus_cached"]  # the second run read the corpus and the reference's outputs
+    result.stdout.fnmatch_lines(["adversarial (ci profile, seed 0): 30 generated inputs per "
+                                 "backend, corpus and the reference's outputs on it read from "
+                                 "the cache; searched 0 of 1 backends *"])
 
 
 def test_without_hypothesis_the_item_is_skipped_with_the_reason(tmp_path, monkeypatch):

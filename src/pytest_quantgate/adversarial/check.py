@@ -4,15 +4,18 @@ The property, per input: finite logits, max |logit diff| within ``max_abs_logit`
 top-1 label as the reference unless the reference's top-1 logit beats its runner-up by no more
 than ``tie_margin`` logit stds or twice the backend's own drift (a near-tie is not a failure, so
 the gate is not flaky). The corpus is
-generated once per session (Hypothesis, one seed) and scored in batches for the reference and
-each backend; Hypothesis then searches and shrinks with per-input calls only around failures
-(search.py). The record's ``details["adversarial"]`` is the report's adversarial slice.
+generated once per session (Hypothesis, one seed), or read with the reference's outputs from the
+cache under a fixed seed (corpus.py), and scored in batches for the reference and each backend.
+Hypothesis then searches and shrinks with per-input calls only around failures (search.py), and
+only where there is something to find: a failing input in the corpus, or failures saved in the
+backend's example database to replay. A clean backend's item is one batched pass over the
+corpus. The record's ``details["adversarial"]`` is the report's adversarial slice.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,38 +26,26 @@ from ..checks import CheckContext
 from ..errors import BackendUnavailable
 from ..gate import _topk, summarize
 from ..records import CheckResult, Measure, Worst
-from .search import Plan, generate, plan_for, search
+from .corpus import Corpus, session_corpus, vocabulary
+from .search import Outcome, database_for, generate, plan_for, saved, search
 
 CHECK = "adversarial"
 FAILING_SHOWN = 20  # failing inputs kept in the report's slice
 
 
-@dataclass
-class Corpus:
-    """The session's generated inputs and the reference's logits on them."""
-
-    plan: Plan
-    texts: list[str]
-    ref: np.ndarray
-    seconds: float
-
-
 def check(gate: CheckContext, backend: str) -> CheckResult:
-    try:
-        from ..strategies import adversarial_texts
-    except ImportError as exc:
+    missing = _without_hypothesis()
+    if missing:
         raise BackendUnavailable(
-            f"the adversarial check needs Hypothesis ({exc}); install it with pip install "
-            "'pytest-quantgate[adversarial]', or set adversarial_max_examples = 0") from None
+            f"the adversarial check needs Hypothesis ({missing}); install it with pip install "
+            "'pytest-quantgate[adversarial]', or set adversarial_max_examples = 0")
     runner = gate.runner(backend)
-    corpus: Corpus | None = gate.state.get(CHECK)  # generated once per session
+    corpus: Corpus | None = gate.state.get(CHECK)  # once per session
     if corpus is None:
-        start = time.perf_counter()
         plan = plan_for(gate.config)
-        strategy = _strategy(gate, adversarial_texts)
-        texts = generate(strategy, seed=plan.seed, max_examples=plan.max_examples)
-        ref = gate.predict(gate.config.reference, texts)
-        corpus = gate.state[CHECK] = Corpus(plan, texts, ref, time.perf_counter() - start)
+        corpus = gate.state[CHECK] = session_corpus(
+            gate, plan, lambda words: generate(_strategy(gate, words), seed=plan.seed,
+                                               max_examples=plan.max_examples))
     start = time.perf_counter()
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
@@ -79,12 +70,33 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                                        tie, noise)[0])
         return not memo[text]
 
-    outcome = search(_strategy(gate, adversarial_texts), holds, seed=corpus.plan.seed,
-                     max_examples=corpus.plan.max_examples, database=corpus.plan.database,
-                     key=f"quantgate-adversarial:{backend}")
+    # The search draws the corpus again (answered from ``memo``), replays the database and
+    # shrinks: with no failing input and nothing saved there is nothing for it to find, so a
+    # clean backend costs one batched pass and no Hypothesis at all.
+    database = database_for(corpus.plan, backend)
+    searched = bool(fails.any()) or saved(database)
+    search_start = time.perf_counter()
+    outcome = search(_strategy(gate, vocabulary(gate)), holds, seed=corpus.plan.seed,
+                     max_examples=corpus.plan.max_examples, database=database,
+                     key=f"quantgate-adversarial:{backend}") if searched else Outcome()
+    search_seconds = time.perf_counter() - search_start
     del runner
     return _record(gate, backend, corpus, out, fails, thr, outcome, rows,
-                   time.perf_counter() - start, out_of_time, noise)
+                   time.perf_counter() - start, out_of_time, noise,
+                   search_seconds if searched else None)
+
+
+def _without_hypothesis() -> str:
+    """Why Hypothesis cannot run here ("" when it can), found without importing it: a warm run
+    with nothing to search never imports it."""
+    for name in ("hypothesis", "pytest_quantgate.strategies"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"No module named {name!r}"
+    return ""
 
 
 def drift_of(gate: CheckContext, backend: str) -> float:
@@ -127,15 +139,16 @@ def decisive(ref: np.ndarray, tie: float, noise: float) -> np.ndarray:
     return m.logit_margin(ref.astype(np.float64)) > max(tie, 2.0 * noise)
 
 
-def _strategy(gate: CheckContext, adversarial_texts: Any) -> Any:
-    # The task's sample: a long corpus's first documents are vocabulary enough.
-    words = [w for t in gate.task.sample_texts() for w in t.split()]
+def _strategy(gate: CheckContext, words: list[str]) -> Any:
+    from ..strategies import adversarial_texts
+
     return adversarial_texts(vocabulary=words, max_length=gate.task.text_length)
 
 
 def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
             thr: dict[str, float | int], outcome: Any, rows: dict[str, tuple[np.ndarray, np.ndarray]],
-            seconds: float, out_of_time: bool, noise: float) -> CheckResult:
+            seconds: float, out_of_time: bool, noise: float,
+            search_seconds: float | None = None) -> CheckResult:
     names, k, n = gate.task.class_names, int(thr["topk"]), len(corpus.texts)
     ref = corpus.ref
     limit, tie = float(thr["max_abs_logit"]), tie_of(thr, ref)
@@ -186,6 +199,9 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         "n_inputs": n, "seed": corpus.plan.seed, "profile": corpus.plan.profile,
         "max_examples": corpus.plan.max_examples, "budget_seconds": corpus.plan.budget,
         "seconds": round(seconds, 3), "corpus_seconds": round(corpus.seconds, 3),
+        "corpus_cached": corpus.cached, "searched": search_seconds is not None,
+        "search_seconds": None if search_seconds is None else round(search_seconds, 3),
+        "inputs_tried": len(outcome.tried),
         "metrics": metrics, "n_failing": int(fails.sum()), "minimal": minimal,
         "failing": [{"text": w.text, "why": w.metric, "score": w.score,
                      "max_abs_diff": w.score if w.metric.startswith("max") else None,
@@ -205,6 +221,8 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
                      "(adversarial_budget); the input shown may shrink further")
     if outcome.error:
         notes.append(f"Hypothesis reported {outcome.error}")
+    if corpus.note:
+        notes.append(corpus.note)
     if notes:
         details["notes"] = notes
     rule = (f"max_abs_logit {limit:.3g}, or a top-1 flip where the reference's logit margin "

@@ -4,14 +4,18 @@ Two runs with one seed. ``generate`` collects the texts Hypothesis draws (nothin
 so the caller can score them in batches). ``search`` runs the same strategy with the same seed as
 a property: texts already scored are answered from the caller's memo, so the generation phase
 costs no inference; only what the database replays and what the shrinker tries run one by one.
-The example database lives in the quantgate cache, keyed by backend, so a failure found once is
-tried first on the next run. Both runs draw from one seed alone (``_seed_only``): Hypothesis
-would also mix in constants from the source of whatever local modules the process has imported.
+The example database lives in the quantgate cache, one folder per backend, so a failure found
+once is tried first on the next run, and a backend whose folder holds nothing has nothing to
+replay (``saved``: the check then skips the search when the corpus has no failure either). Both
+runs draw from one seed alone (``_seed_only``): Hypothesis would also mix in constants from the
+source of whatever local modules the process has imported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +36,8 @@ class Plan:
     profile: str  # "ci" (derandomised: fixed seed) or "dev" (a fresh seed unless one is set)
     max_examples: int
     budget: float  # seconds per backend
-    database: Path
+    database: Path  # the folder that holds one example database per backend
+    fixed: bool = False  # the seed is fixed (ci profile, or adversarial_seed set): cacheable
 
 
 def plan_for(config: Config, environ: dict[str, str] | None = None) -> Plan:
@@ -46,7 +51,27 @@ def plan_for(config: Config, environ: dict[str, str] | None = None) -> Plan:
     if seed is None:
         seed = 0 if profile == "ci" else int.from_bytes(os.urandom(4), "little")
     return Plan(seed, profile, config.adversarial_max_examples, float(config.adversarial_budget),
-                config.cache_dir / "hypothesis")
+                config.cache_dir / "hypothesis",
+                fixed=profile == "ci" or config.adversarial_seed is not None)
+
+
+def database_for(plan: Plan, backend: str) -> Path:
+    """The backend's own example database folder. One folder per backend (not one key per
+    backend in a shared folder) lets ``saved`` answer without importing Hypothesis or knowing
+    how it names its keys; the name is readable and cannot collide (backend names are free
+    text: a hash of the name follows a filesystem-safe slug)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", backend).strip("._")[:48] or "backend"
+    return plan.database / f"{slug}-{hashlib.sha256(backend.encode()).hexdigest()[:8]}"
+
+
+def saved(database: Path) -> bool:
+    """Whether the example database folder holds anything to replay. Hypothesis removes an
+    entry once it no longer fails (and its key folder with the last one), so a backend that
+    never failed, or stopped failing, has none; anything it wrote counts (when in doubt, replay)."""
+    try:
+        return any(p.is_file() for p in database.rglob("*"))
+    except OSError:
+        return True
 
 
 def _settings(max_examples: int, **kwargs: Any) -> Any:

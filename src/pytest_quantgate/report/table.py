@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..snapshot import RunSnapshot
+from .adversarial import adversarial_line
 from .columns import number, table_rows, verdict_columns
 from .text import safe_text
 
@@ -54,6 +55,7 @@ def summary_lines(snapshot: RunSnapshot) -> list[str]:
              snapshot.summary]
     lines += [safe_text(f"{name}: {e.verdict}: {e.reason}") for name, e in snapshot.backends.items()
               if e.verdict != "PASS" and e.reason]
+    lines += [line for line in [adversarial_line(snapshot)] if line]
     lines += [f"warning: {text}" for text in snapshot.warnings]
     lines += [f"run error: {text}" for text in snapshot.errors]
     entries = [snapshot.reference] if snapshot.reference is not None else []
