@@ -166,9 +166,14 @@ def evaluate(
 def f1_spread(ref: np.ndarray, out: np.ndarray, labels: np.ndarray, num_labels: int
               ) -> tuple[tuple[float, float], float]:
     """The macro-F1 drop's interval: a paired bootstrap over inputs (no closed form)."""
+    ref_pred = np.argmax(ref, axis=1)  # predictions once: each resample only counts
+    out_pred = np.where(np.isnan(out).any(axis=1), -1, np.argmax(np.nan_to_num(out, nan=0.0),
+                                                                 axis=1))
+
     def drop(rows: np.ndarray) -> float:
-        return m.macro_f1(ref[rows], labels[rows], num_labels) - \
-            m.macro_f1(out[rows], labels[rows], num_labels)
+        y = labels[rows]
+        return m.macro_f1_of(ref_pred[rows], y, num_labels) - \
+            m.macro_f1_of(out_pred[rows], y, num_labels)
 
     return u.paired_bootstrap(drop, len(labels))
 

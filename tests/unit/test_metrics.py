@@ -391,3 +391,12 @@ def test_properties_on_finite_logits(pair: tuple[np.ndarray, np.ndarray]) -> Non
     assert m.max_abs_diff(ref, out) == m.max_abs_diff(out, ref)
     margin = m.top1_margin(ref)
     assert ((margin >= 0) & (margin <= 1)).all()
+
+
+def test_macro_f1_from_predictions_matches_the_logits_form() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(200, 5))
+    logits[7] = np.nan  # predicts no class
+    labels = rng.integers(0, 4, 200)  # class 4 never a label: present only when predicted
+    pred = np.where(np.isnan(logits).any(axis=1), -1, np.argmax(np.nan_to_num(logits), axis=1))
+    assert m.macro_f1_of(pred, labels, 5) == pytest.approx(m.macro_f1(logits, labels, 5))
