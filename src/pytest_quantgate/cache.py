@@ -28,6 +28,7 @@ from typing import Any
 
 from .atomic import TMP, locked, remove_orphans, write_json_atomic
 from .errors import DataError, problem
+from .progress import blocking
 
 META = "quantgate-artifact.json"
 
@@ -204,7 +205,8 @@ class ArtifactCache:
             try:
                 tmp.mkdir()
                 start = time.perf_counter()
-                build(tmp)
+                with blocking(f"building {kind}"):
+                    build(tmp)
                 seconds = time.perf_counter() - start
                 size = dir_size(tmp)
                 meta = {"kind": kind, "key": key, "parts": parts, "build_seconds": seconds,

@@ -53,8 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
         setup_compare(config, st)
     if st.enabled and st.config is not None:
         from .configure import check_inputs
+        from .progress_lines import attach
 
         check_inputs(config, st)
+        attach(config)  # long phases print count/total and rate (progress.py)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -152,9 +154,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    from .progress_lines import detach
     from .storage import restore
 
     restore(config)
+    detach()
     st = config.stash.get(STATE_KEY, None)
     if st is not None and st.gate is not None:
         st.gate.close()

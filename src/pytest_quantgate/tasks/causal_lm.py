@@ -228,9 +228,11 @@ class _Doc:
 def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_size: int,
              k: int, reference: ReferenceReader | None = None,
              writer: ReferenceWriter | None = None, worst_n: int = 5,
-             static_length: int | None = None, static_batch: int | None = None) -> Tally:
+             static_length: int | None = None, static_batch: int | None = None,
+             on_batch: Callable[[int], None] | None = None) -> Tally:
     """Run ``runner`` over the corpus once, streaming. With ``reference``, compare each batch
-    with the reference's numbers; with ``writer``, record this pass as the reference."""
+    with the reference's numbers; with ``writer``, record this pass as the reference.
+    ``on_batch(n)`` follows each batch of ``n`` windows (progress.py)."""
     tally = Tally()
     texts: dict[int, str] = {}
     heap: list[tuple[float, int, WorstDoc]] = []
@@ -251,6 +253,8 @@ def run_pass(runner: Runner, source: Source, *, window: int, stride: int, batch_
                                        "the reference's vocabulary size",
                                        "compare models that share a tokenizer"))
         tally.vocab = logits.shape[2]
+        if on_batch is not None:
+            on_batch(len(group))
         scores = score_batch(logits, group, k)
         if writer is not None:
             writer.add(scores)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +19,7 @@ from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
 from ..gate import evaluate
+from ..progress import phase
 from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
 from .batching import Batch, batches, latency_feed, make_feed
 from .data import Example, read_examples
@@ -120,19 +121,23 @@ class Classification:
         """Logits of every eval text, in order (the reference's are saved afterwards)."""
         runner = self.session.runner(name)
         start = time.perf_counter()
-        logits, shapes = self._logits(runner, self.encoded, self.batch_cache)
+        who = "reference" if name == self.config.reference else "backend"
+        with phase(f"{who} {name} on the eval set", len(self.encoded)) as tracker:
+            logits, shapes = self._logits(runner, self.encoded, self.batch_cache,
+                                          tracker.advance)
         seconds = time.perf_counter() - start
         return BackendRun(name, self.config.decl(name).precision, "ok", logits=logits,
                           info=runner.describe(), shapes=shapes, seconds=seconds,
                           infer_seconds=runner.infer_seconds)
 
     def _logits(self, runner: Runner, items: Sequence[Encoded],
-                batch_cache: dict[Shapes, list[Batch]] | None = None
-                ) -> tuple[np.ndarray, Shapes]:
+                batch_cache: dict[Shapes, list[Batch]] | None = None,
+                on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, Shapes]:
         cfg = self.config
         return predict_logits(runner, items, batch_size=cfg.batch_size, padding=cfg.padding,
                               pad_id=self.session.encoder.pad_id, max_length=cfg.max_length,
-                              num_labels=len(self.session.facts.labels), batch_cache=batch_cache)
+                              num_labels=len(self.session.facts.labels), batch_cache=batch_cache,
+                              on_batch=on_batch)
 
     def predict(self, name: str, texts: Sequence[str]) -> np.ndarray:
         runner = self.session.runner(name)

@@ -19,6 +19,7 @@ import numpy as np
 from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
+from ..progress import phase
 from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
 from .causal_lm import (
     INPUT_NAMES,
@@ -177,11 +178,14 @@ class CausalLM:
         writer = ReferenceWriter(reference) if is_ref else None
         k = self.k if is_ref else int(session.thresholds(name)["topk"])
         start = time.perf_counter()
+        who = "reference" if is_ref else "backend"
         try:
-            tally = run_pass(runner, self.source(), window=cfg.window, stride=cfg.stride,
-                             batch_size=cfg.batch_size, k=k, reference=reader, writer=writer,
-                             worst_n=cfg.worst, static_length=shapes.static_length,
-                             static_batch=shapes.static_batch)
+            with phase(f"{who} {name} on the corpus", unit="windows") as tracker:
+                tally = run_pass(runner, self.source(), window=cfg.window, stride=cfg.stride,
+                                 batch_size=cfg.batch_size, k=k, reference=reader,
+                                 writer=writer, worst_n=cfg.worst,
+                                 static_length=shapes.static_length,
+                                 static_batch=shapes.static_batch, on_batch=tracker.advance)
         except BaseException:
             if writer is not None:
                 writer.abort()

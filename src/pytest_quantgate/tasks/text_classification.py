@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +44,13 @@ def predict_logits(
     max_length: int,
     num_labels: int,
     batch_cache: dict[Shapes, list[Batch]] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, Shapes]:
     """Logits of shape (len(items), num_labels), in the order of ``items``.
 
     ``batch_cache`` keeps the padded batches per shape policy, so a gate of many backends pads
-    its inputs once (pass a fresh dict per list of items).
+    its inputs once (pass a fresh dict per list of items). ``on_batch(n)`` follows each batch
+    of ``n`` inputs (progress.py).
     """
     shapes = shape_policy(runner, padding, batch_size)
     planned = batch_cache.get(shapes) if batch_cache is not None else None
@@ -70,6 +72,8 @@ def predict_logits(
         if out is None:
             out = np.empty((len(items), num_labels), dtype=np.result_type(logits, np.float32))
         out[batch.indices] = logits
+        if on_batch is not None:
+            on_batch(len(batch.indices))
     if out is None:
         raise BackendError(problem("inputs to predict", 0, "at least one text",
                                    "configure a non-empty eval set"))
