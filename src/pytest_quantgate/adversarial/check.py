@@ -25,6 +25,7 @@ from .. import uncertainty as u
 from ..checks import CheckContext
 from ..errors import BackendUnavailable
 from ..gate import _topk, summarize
+from ..progress import blocking
 from ..records import CheckResult, Measure, Worst
 from .corpus import Corpus, session_corpus, vocabulary
 from .search import Outcome, database_for, generate, plan_for, saved, search
@@ -43,9 +44,10 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     corpus: Corpus | None = gate.state.get(CHECK)  # once per session
     if corpus is None:
         plan = plan_for(gate.config)
-        corpus = gate.state[CHECK] = session_corpus(
-            gate, plan, lambda words: generate(_strategy(gate, words), seed=plan.seed,
-                                               max_examples=plan.max_examples))
+        with blocking("adversarial corpus (draw, and score the reference)"):
+            corpus = gate.state[CHECK] = session_corpus(
+                gate, plan, lambda words: generate(_strategy(gate, words), seed=plan.seed,
+                                                   max_examples=plan.max_examples))
     start = time.perf_counter()
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
@@ -76,9 +78,10 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     database = database_for(corpus.plan, backend)
     searched = bool(fails.any()) or saved(database)
     search_start = time.perf_counter()
-    outcome = search(_strategy(gate, vocabulary(gate)), holds, seed=corpus.plan.seed,
-                     max_examples=corpus.plan.max_examples, database=database,
-                     key=f"quantgate-adversarial:{backend}") if searched else Outcome()
+    with blocking(f"adversarial search on {backend}"):
+        outcome = search(_strategy(gate, vocabulary(gate)), holds, seed=corpus.plan.seed,
+                         max_examples=corpus.plan.max_examples, database=database,
+                         key=f"quantgate-adversarial:{backend}") if searched else Outcome()
     search_seconds = time.perf_counter() - search_start
     del runner
     return _record(gate, backend, corpus, out, fails, thr, outcome, rows,
