@@ -78,3 +78,23 @@ def test_a_failing_logits_item_names_the_cause_found_by_contract(project):
         "*quantgate::raw-int32::logits failed: max_abs_logit *",
         "  cause: int64 token ids are read as int32 bytes (a raw-buffer path *(contract check)",
     ])
+
+
+def test_swapped_inputs_are_named_without_padding_too(project):
+    """Every eval text of the same length: the probe's batch has no pad positions, so the
+    backend's swapped attention_mask carries only zeros (issue 19: with and without padding)."""
+    import json
+
+    pytester = project('backends = ["swapped"]', backends_toml=faults())
+    words = ["match", "goal", "team", "market", "bank", "war"]
+    rows = [{"text": " ".join(words[(i + j) % 6] for j in range(4)), "label": "Sports"}
+            for i in range(30)]
+    (pytester.path / "data" / "golden.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows) + "\n")
+    result = pytester.runpytest("--quantgate", "-v", "-k", "contract")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*quantgate::swapped::contract failed: inputs 'attention_mask' and 'token_type_ids' are "
+        "swapped*(probe of * golden inputs: top-1 agreement * as fed, 1.000 with the fault "
+        "undone)",
+    ])
