@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.quantgate-installed
 DEMO := examples/headlines
 LM_DEMO := examples/stories
+EMB_DEMO := examples/embeddings
 
-.PHONY: setup browser demo test lint unit package bench real-models false-alarms clean
+.PHONY: setup browser demo test lint unit package bench real-models real-embedders false-alarms clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +28,8 @@ browser:
 setup: $(STAMP) browser
 
 # Builds the demo data and models (seconds; skipped when up to date), then runs the gate on
-# them: the headline classifier, then the small GPT-2 (perplexity gate).
+# them: the headline classifier, then the small GPT-2 (perplexity gate), then the headline
+# embedder (cosine and nearest-neighbour gate).
 demo: setup
 	$(PY) -m fixtures.build_demo $(DEMO)
 	cd $(DEMO) && ../../$(PY) make_user_export.py
@@ -35,6 +37,9 @@ demo: setup
 	$(PY) -m fixtures.build_demo $(LM_DEMO) --task causal-lm
 	cd $(LM_DEMO) && ../../$(PY) make_user_export.py
 	cd $(LM_DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
+	$(PY) -m fixtures.build_demo $(EMB_DEMO) --task embeddings
+	cd $(EMB_DEMO) && ../../$(PY) make_user_export.py
+	cd $(EMB_DEMO) && ../../$(PY) -m pytest --quantgate -p no:cacheprovider
 
 test: setup lint package
 	$(PY) -m pytest
@@ -73,7 +78,13 @@ real-models: setup
 false-alarms: setup
 	$(PY) benchmarks/false_alarms.py --projects demo,minilm --runs 10
 
+# Opt-in, not part of test or demo: the embeddings task's defaults on all-MiniLM-L6-v2 (needs
+# `make demo` and `make real-models` first; MPNet too with MODELS=minilm,mpnet, ~10 min more).
+real-embedders: setup
+	$(PY) benchmarks/real_embedders.py --models $(or $(MODELS),minilm)
+
 clean:
 	rm -rf .quantgate-cache .quantgate-test-cache $(DEMO)/.quantgate-cache $(DEMO)/models \
 		$(DEMO)/data $(DEMO)/reports $(LM_DEMO)/.quantgate-cache $(LM_DEMO)/models \
-		$(LM_DEMO)/data $(LM_DEMO)/reports dist
+		$(LM_DEMO)/data $(LM_DEMO)/reports $(EMB_DEMO)/.quantgate-cache $(EMB_DEMO)/models \
+		$(EMB_DEMO)/data $(EMB_DEMO)/reports dist

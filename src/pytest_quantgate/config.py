@@ -76,6 +76,13 @@ FIELDS: tuple[Field, ...] = (
           "context)", minimum=2),
     Field("stride", "int", 64, "causal-lm: tokens between window starts; each token is scored "
           "once, with window - stride tokens of context at least", minimum=1),
+    Field("pooling", "choice", "auto", "embeddings: how token vectors become one vector per "
+          "text (auto: as the model's sentence-transformers 1_Pooling/config.json says, else "
+          "mean)", ("auto", "mean", "cls", "max")),
+    Field("normalize", "bool", None, "embeddings: L2-normalise the vectors (default: when the "
+          "model's modules.json has a Normalize module)"),
+    Field("queries", "path", None, 'embeddings: queries, one {"text": ..., "relevant": [corpus '
+          "indices or ids]} per line or plain text (default: a sample of the corpus's texts)"),
     Field("cache_dir", "path", ".quantgate-cache", "where built artifacts and reference outputs "
           "are kept"),
     Field("json", "path", None, "write the JSON report here"),
@@ -151,6 +158,9 @@ class Config:
     adversarial_profile: str = "auto"
     window: int = 128
     stride: int = 64
+    pooling: str = "auto"  # embeddings (tasks/embeddings.py)
+    normalize: bool | None = None
+    queries: Path | None = None
     # Declared in [[tool.quantgate.backend]] but left out of an explicit `backends` list: not
     # gated, and the run says so in its header (a declaration alone used to be silently unused).
     unselected: tuple[str, ...] = ()
@@ -203,7 +213,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         raise ConfigError(problem(f"{origin['model']}: model directory", str(values["model"]),
                                   "an existing Hugging Face model directory",
                                   "build or download the model first, or fix the path"))
-    for key in ("eval", "calibration"):
+    for key in ("eval", "calibration", "queries"):
         if values[key] is not None and not values[key].is_file():
             raise ConfigError(problem(f"{origin[key]}: file", str(values[key]),
                                       all_tasks()[task].eval_format,
@@ -295,6 +305,7 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         adversarial_seed=values["adversarial_seed"],
         adversarial_profile=values["adversarial_profile"],
         window=values["window"], stride=values["stride"], unselected=unselected,
+        pooling=values["pooling"], normalize=values["normalize"], queries=values["queries"],
         inferred_precision=inferred,
     )
 

@@ -178,6 +178,11 @@ def f1_spread(ref: np.ndarray, out: np.ndarray, labels: np.ndarray, num_labels: 
     return u.paired_bootstrap(drop, len(labels))
 
 
+# Single-input extremes judged on the share of inputs beyond their limit (max_abs_share,
+# max_low_cosine_share): their interval is that share's, not the extreme's.
+SHARE_JUDGED = frozenset({"max_abs_logit", "min_cosine"})
+
+
 def _notes(thresholds: Mapping[str, float | int], values: Mapping[str, float]) -> dict[str, str]:
     """What a limit means on this model, for the reason text: the logit limits in units of the
     reference's logit std, and the near-tie flips top-1 agreement excused."""
@@ -203,7 +208,8 @@ def _describe(x: Measure, note: str = "", unit: str = "inputs") -> str:
     broke = ">" if x.op == "<=" else "<"
     limit_note, count_note = ("", note) if x.name == "top1_agreement" else (note, "")
     text = f"{x.name} {x.value:.4g} {broke} {x.threshold:.4g}{limit_note}"
-    if x.name == "max_abs_logit" and x.interval is not None:  # judged on the share beyond it
+    share_judged = x.name in SHARE_JUDGED and x.interval is not None
+    if share_judged:  # a single-input extreme, judged on the share of inputs beyond it
         text += (f" on {x.n_failing}/{x.n} inputs ({x.n_failing / max(x.n, 1):.1%}, 95% CI "
                  f"{x.interval[0]:.2%}-{x.interval[1]:.2%} of inputs)")
     elif x.n_failing:
@@ -211,7 +217,7 @@ def _describe(x: Measure, note: str = "", unit: str = "inputs") -> str:
     else:
         text += f" over {x.n} inputs"
     text += count_note
-    if x.interval is not None and x.name != "max_abs_logit":
+    if x.interval is not None and not share_judged:
         text += f" (95% CI {x.interval[0]:.3g}-{x.interval[1]:.3g})"
     if x.inconclusive:
         more = f"about {x.decide_at} {unit} would decide" if x.decide_at else f"more {unit} " \

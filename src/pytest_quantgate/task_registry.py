@@ -33,6 +33,11 @@ BUILTIN: dict[str, TaskSpec] = {spec.name: spec for spec in (
              ("ppl", "next-token"), labels=False,
              eval_format="an existing text or JSONL file",
              help="a causal language model: perplexity and next-token agreement on a corpus"),
+    TaskSpec("embeddings", "pytest_quantgate.tasks.embeddings:Embeddings",
+             ("embedding", "retrieval"), labels=False,
+             eval_format="an existing text or JSONL file",
+             help="a sentence embedder: cosine to the reference's vectors, and the nearest "
+                  "neighbours retrieval sees"),
 )}
 
 

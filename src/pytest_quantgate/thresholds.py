@@ -66,6 +66,21 @@ KEYS: dict[str, Key] = {
         Key("adversarial_failure_rate", float, 0.0, 1.0, "<=", "adversarial",
             "share of generated inputs allowed to break the thresholds: fails only when the "
             "sample shows more"),
+        Key("min_cosine", float, -1.0, 1.0, ">=", "embedding",
+            "cosine similarity an input's vector must keep to the reference's (see "
+            "max_low_cosine_share; task embeddings)"),
+        Key("max_low_cosine_share", float, 0.0, 1.0, "<=", "embedding",
+            "share of inputs allowed below min_cosine: fails only when the sample shows more"),
+        Key("min_cosine_mean", float, -1.0, 1.0, ">=", "embedding",
+            "mean cosine similarity to the reference's vectors over all inputs"),
+        Key("retrieval_k", int, 1, None, "param", "retrieval",
+            "k of the nearest neighbours compared (task embeddings)"),
+        Key("neighbour_overlap", float, 0.0, 1.0, ">=", "retrieval",
+            "mean share of a query's top-k corpus neighbours under the reference that the "
+            "backend also ranks in its top-k"),
+        Key("recall_delta", float, 0.0, 1.0, "<=", "retrieval",
+            "allowed drop of recall@k against the queries' relevant texts, versus the "
+            "reference"),
         Key("tie_margin", float, 0.0, None, "param", "topk",
             "a top-1 disagreement counts only when the reference's top-1 logit beats its "
             "runner-up by more than this many of its logit stds (near-ties are not failures)"),
@@ -138,6 +153,23 @@ for _precision, _values in DEFAULTS.items():
 _FAILURE_RATE = {"fp32": 0.0, "fp16": 0.01, "bf16": 0.01, "int8": 0.05}
 for _precision, _values in DEFAULTS.items():
     _values.update(adversarial_failure_rate=_FAILURE_RATE[_precision])
+
+
+# Sentence embeddings (task embeddings, docs/embeddings.md has the measurements): the cosine of
+# each input's vector to the reference's, and the top-k neighbours retrieval returns. Set from
+# the demo embedder and all-MiniLM-L6-v2 / all-mpnet-base-v2 on the demo headlines; see the doc.
+EMBEDDING_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "fp32": dict(min_cosine=0.9999, max_low_cosine_share=0.0, min_cosine_mean=0.99999,
+                 retrieval_k=10, neighbour_overlap=0.98, recall_delta=0.002),
+    "fp16": dict(min_cosine=0.999, max_low_cosine_share=0.0, min_cosine_mean=0.9999,
+                 retrieval_k=10, neighbour_overlap=0.95, recall_delta=0.01),
+    "bf16": dict(min_cosine=0.99, max_low_cosine_share=0.0, min_cosine_mean=0.999,
+                 retrieval_k=10, neighbour_overlap=0.9, recall_delta=0.01),
+    "int8": dict(min_cosine=0.8, max_low_cosine_share=0.01, min_cosine_mean=0.9,
+                 retrieval_k=10, neighbour_overlap=0.7, recall_delta=0.03),
+}
+for _precision, _values in DEFAULTS.items():  # every task's tables know every key
+    _values.update(EMBEDDING_DEFAULTS[_precision])
 
 
 # A causal LM is judged on next-token agreement at every scored position of the corpus and on

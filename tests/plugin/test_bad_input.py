@@ -194,12 +194,14 @@ CASES = [
           "'calibration', 'compare', 'eval', 'expect_fail', 'html', 'inconclusive', 'inspect', "
           "'json', "
           "'latency', 'latency_batch_sizes', 'latency_rounds', 'latency_seconds', "
-          "'latency_warmup', 'max_length', 'model', 'padding', 'reference', 'strict', "
+          "'latency_warmup', 'max_length', 'model', 'normalize', 'padding', 'pooling', "
+          "'queries', 'reference', 'strict', "
           "'stride', 'task', 'thresholds', 'tolerances', 'window', 'worst']; fix the "
           'spelling or remove it'), table='backends = ["same"]\nbatchsize = 4'),
     Case('unknown task',
          ("pyproject.toml [tool.quantgate]: task: got 'translation', expected one of "
-          "['text-classification', 'causal-lm']; e.g. task = 'text-classification'"),
+          "['text-classification', 'causal-lm', 'embeddings']; e.g. task = "
+          "'text-classification'"),
          table='backends = ["same"]\ntask = "translation"'),
     Case('batch_size 0',
          ('pyproject.toml [tool.quantgate]: batch_size: got 0, expected a whole number >= '
@@ -277,9 +279,10 @@ CASES = [
          ('pyproject.toml [tool.quantgate]: thresholds.same: threshold keyword: got '
           "'max_logit', expected one of ['accuracy_delta', 'adversarial_failure_rate', "
           "'f1_delta', 'kl_div', "
-          "'max_abs_logit', 'max_abs_share', 'max_clipping_rate', 'max_rerun_diff', "
-          "'mean_abs_logit', "
-          "'min_int8_share', 'ppl_delta', 'tie_margin', 'top1_agreement', 'topk', "
+          "'max_abs_logit', 'max_abs_share', 'max_clipping_rate', 'max_low_cosine_share', "
+          "'max_rerun_diff', 'mean_abs_logit', 'min_cosine', 'min_cosine_mean', "
+          "'min_int8_share', 'neighbour_overlap', 'ppl_delta', 'recall_delta', "
+          "'retrieval_k', 'tie_margin', 'top1_agreement', 'topk', "
           "'topk_overlap']; fix the spelling"),
          table='backends = ["same"]\n[tool.quantgate.thresholds.same]\nmax_logit = 1'),
     Case('threshold out of range',

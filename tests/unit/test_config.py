@@ -297,7 +297,8 @@ def test_missing_calibration_file(project: Path) -> None:
     ("padding", "both", "padding: got 'both', expected one of ['longest', 'max_length']; "
      "e.g. padding = 'longest'"),
     ("task", "summarization", "task: got 'summarization', expected one of "
-     "['text-classification', 'causal-lm']; e.g. task = 'text-classification'"),
+     "['text-classification', 'causal-lm', 'embeddings']; e.g. task = "
+     "'text-classification'"),
 ])
 def test_wrong_type_or_value(project: Path, key: str, value: Any, message: str) -> None:
     fails(project, f"{WHERE}: {message}", {key: value})

@@ -50,7 +50,8 @@ def test_keys_belong_to_known_checks() -> None:
     import pytest_quantgate.inspect.specs  # noqa: F401  (registers the diagnostic checks)
     from pytest_quantgate.checks import EXTRA_CHECKS
 
-    assert {k.check for k in KEYS.values()} <= {*CHECKS, *builtin_checks("causal-lm"), *EXTRA_CHECKS}
+    assert {k.check for k in KEYS.values()} <= {*CHECKS, *builtin_checks("causal-lm"),
+                                                *builtin_checks("embeddings"), *EXTRA_CHECKS}
     assert {"determinism", "int8-coverage", "calibration"} <= {k.check for k in KEYS.values()}
     assert all(k.op in ("<=", ">=", "param") for k in KEYS.values())
     assert all(k.help for k in KEYS.values())

@@ -66,9 +66,11 @@ def export_model(
                                    "set exporter = 'legacy' or 'dynamo'"))
     model = load_model(model_dir, task)
     names = accepted_inputs(model, input_names)
-    wrapper = _keyword_classifier_class()(model, names, lm_kwargs(model, task)).eval()
-    # a causal LM's logits are (batch, sequence, vocab): both leading axes are dynamic
-    out_axes = {0: "batch", 1: "sequence"} if task == "causal-lm" else {0: "batch"}
+    output = output_name(task)
+    wrapper = _keyword_classifier_class()(model, names, lm_kwargs(model, task), output).eval()
+    # a causal LM's logits are (batch, sequence, vocab), an encoder's last hidden state (batch,
+    # sequence, hidden): both leading axes are dynamic
+    out_axes = {0: "batch"} if task == "text-classification" else {0: "batch", 1: "sequence"}
     seq_cap = _sequence_cap(model, max_length)
     example = sample_feed(model, names, batch=2, length=min(8, seq_cap), seed=0)
     args = tuple(torch.from_numpy(example[n]) for n in names)
@@ -81,15 +83,15 @@ def export_model(
             if exporter == "legacy":
                 axes = {n: {0: "batch", 1: "sequence"} for n in names}
                 torch.onnx.export(wrapper, args, str(out_file), input_names=list(names),
-                                  output_names=["logits"], opset_version=opset, dynamo=False,
-                                  dynamic_axes={**axes, "logits": out_axes})
+                                  output_names=[output], opset_version=opset, dynamo=False,
+                                  dynamic_axes={**axes, output: out_axes})
             else:
                 batch = torch.export.Dim("batch")
                 seq = torch.export.Dim("sequence", max=seq_cap)
                 # forward(*inputs): one entry per positional parameter, a tuple for *inputs
                 shapes = (tuple({0: batch, 1: seq} for _ in names),)
                 torch.onnx.export(wrapper, args, str(out_file), input_names=list(names),
-                                  output_names=["logits"], opset_version=opset, dynamo=True,
+                                  output_names=[output], opset_version=opset, dynamo=True,
                                   dynamic_shapes=shapes, external_data=external, verbose=False,
                                   artifacts_dir=str(out_file.parent))
         except Exception as exc:  # exporter errors are pages long; keep the first line
@@ -114,7 +116,8 @@ def export_model(
         "swapped_inputs": list(swap_names) if swap_names else None,
     }
     if swap_names is None:
-        details["verify_max_abs_diff"] = verify_export(wrapper, model, names, out_file, seq_cap)
+        details["verify_max_abs_diff"] = verify_export(wrapper, model, names, out_file, seq_cap,
+                                                       output)
     return details
 
 
@@ -155,8 +158,9 @@ def fp32_export(ctx: BuildContext, exporter: str, opset: int) -> Artifact:
 
 
 def verify_export(wrapper: Any, model: Any, names: tuple[str, ...], onnx_file: Path,
-                  seq_cap: int) -> float:
-    """Max |logit diff| between ONNX Runtime and torch on two fresh shapes; raise if too big."""
+                  seq_cap: int, output: str = "logits") -> float:
+    """Max |output diff| between ONNX Runtime and torch on two fresh shapes; raise if too
+    big."""
     import onnxruntime as ort
     import torch
 
@@ -166,7 +170,7 @@ def verify_export(wrapper: Any, model: Any, names: tuple[str, ...], onnx_file: P
         feed = sample_feed(model, names, batch=batch, length=length, seed=seed)
         with torch.inference_mode():
             want = wrapper(*(torch.from_numpy(feed[n]) for n in names)).float().numpy()
-        (got,) = session.run(["logits"], feed)
+        (got,) = session.run([output], feed)
         worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want))))
     if not worst < VERIFY_TOLERANCE:  # also catches NaN
         raise BackendError(problem(f"ONNX export {onnx_file.name} vs torch, max |logit diff|",
@@ -180,13 +184,31 @@ def load_classifier(model_dir: Path) -> Any:
     return load_model(model_dir, "text-classification")
 
 
+# The Auto class each task loads, and what the one-line errors call such a model. An embedder
+# is the bare encoder (AutoModel): its last hidden state is what sentence-transformers pools.
+AUTO_CLASSES = {"causal-lm": ("AutoModelForCausalLM", "causal language model"),
+                "embeddings": ("AutoModel", "text encoder")}
+# The graph output each task's export names; what its runners return under that name.
+OUTPUTS = {"embeddings": "last_hidden_state"}
+# Weights an embedder may lack without harm: BERT's pooler (a dense layer over [CLS]) feeds
+# only pooler_output, which sentence-transformers never reads; checkpoints saved without it
+# load it at random, and the last hidden state does not see it.
+_UNUSED = {"embeddings": ("pooler.",)}
+
+
+def output_name(task: str) -> str:
+    """The name of the one output a task's backends return: logits, or an encoder's
+    last_hidden_state."""
+    return OUTPUTS.get(task, "logits")
+
+
 def load_model(model_dir: Path, task: str) -> Any:
-    """The task's Auto class (sequence classification or causal LM) from ``model_dir``, in
-    eval mode, with one-line errors."""
+    """The task's Auto class (sequence classification, causal LM, bare encoder) from
+    ``model_dir``, in eval mode, with one-line errors."""
     import transformers
 
-    auto, kind = (("AutoModelForCausalLM", "causal language model") if task == "causal-lm"
-                  else ("AutoModelForSequenceClassification", "sequence-classification model"))
+    auto, kind = AUTO_CLASSES.get(task, ("AutoModelForSequenceClassification",
+                                         "sequence-classification model"))
     if not Path(model_dir).is_dir():
         raise DataError(problem("model directory", str(model_dir),
                                 "a Hugging Face model directory", "fix model = ... in "
@@ -210,7 +232,8 @@ def load_model(model_dir: Path, task: str) -> Any:
     # Weights missing from the checkpoint are initialised at random, differently on every load:
     # a sequence classifier under task causal-lm loaded as BertLMHeadModel with a random LM head
     # and "ran" (perplexity ~3000, every backend failing against a different random reference).
-    missing = sorted(loading.get("missing_keys") or ())
+    missing = sorted(k for k in loading.get("missing_keys") or ()
+                     if not k.startswith(_UNUSED.get(task, ())))
     if missing:
         saved = getattr(model.config, "architectures", None) or ["unknown"]
         raise DataError(problem(
@@ -312,15 +335,16 @@ def _keyword_classifier_class() -> type:
             """Positional inputs in ``names`` order, passed to the model by keyword."""
 
             def __init__(self, model: Any, names: tuple[str, ...],
-                         extra: dict[str, Any] | None = None) -> None:
+                         extra: dict[str, Any] | None = None, output: str = "logits") -> None:
                 super().__init__()
                 self.model = model
                 self.names = tuple(names)
                 self.extra = dict(extra or {})
+                self.output = output  # logits, or an encoder's last_hidden_state
 
             def forward(self, *inputs: Any) -> Any:
-                return self.model(**dict(zip(self.names, inputs, strict=True)),
-                                  **self.extra).logits
+                return getattr(self.model(**dict(zip(self.names, inputs, strict=True)),
+                                          **self.extra), self.output)
 
         _CLASS.append(KeywordClassifier)
     return _CLASS[0]

@@ -76,7 +76,8 @@ class BuildContext:
     calibration_batches: Callable[[], Iterator[dict[str, np.ndarray]]]
     calibration_hash: str | None
     base_dir: Path
-    task: str = "text-classification"  # causal-lm: load AutoModelForCausalLM, export 3-D logits
+    task: str = "text-classification"  # causal-lm: load AutoModelForCausalLM, export 3-D logits;
+    # embeddings: load AutoModel, return and export its last_hidden_state
 
 
 _EXPORT = {
@@ -197,11 +198,13 @@ BUILTIN: dict[str, BackendKind] = {
     )
 }
 
-# Kinds that also run a causal LM (task "causal-lm"); GPU and TensorRT kinds do not yet.
+# Kinds that also run a causal LM (task "causal-lm") and a text encoder (task "embeddings");
+# GPU and TensorRT kinds do not yet.
 LM_KINDS = ("torch-fp32", "torch-bf16", "torch-fp16", "torch-int8-dynamic", "onnx-fp32",
             "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "onnx")
 for _name in LM_KINDS:
-    BUILTIN[_name] = replace(BUILTIN[_name], tasks=("text-classification", "causal-lm"))
+    BUILTIN[_name] = replace(BUILTIN[_name],
+                             tasks=("text-classification", "causal-lm", "embeddings"))
 
 # Options that every kind accepts.
 COMMON = {

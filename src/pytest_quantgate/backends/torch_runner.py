@@ -23,7 +23,7 @@ import numpy as np
 from ..cache import Artifact
 from ..errors import BackendError, problem
 from .base import BackendInfo, Runner, TensorSpec
-from .onnx_export import accepted_inputs, lm_kwargs, load_model
+from .onnx_export import accepted_inputs, lm_kwargs, load_model, output_name
 from .registry import BackendDecl, BuildContext
 
 MODULE_FILE = "model.pt"
@@ -35,8 +35,8 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
 class TorchRunner(Runner):
-    """A Hugging Face sequence classifier or causal LM run eagerly on the CPU under
-    ``inference_mode``."""
+    """A Hugging Face sequence classifier, causal LM or bare encoder (embeddings: its last
+    hidden state) run eagerly on the CPU under ``inference_mode``."""
 
     kind = "torch"
 
@@ -65,18 +65,19 @@ class TorchRunner(Runner):
         import torch
 
         inputs = {k: torch.from_numpy(v) for k, v in feed.items()}
+        output = output_name(self._ctx.task)  # logits, or an encoder's last_hidden_state
         try:
             with torch.inference_mode():
-                logits = self._model(**inputs, **self._extra).logits
+                logits = getattr(self._model(**inputs, **self._extra), output)
                 if logits.dtype != torch.float32:  # numpy has no bfloat16: widen inside torch
                     logits = logits.float()
         except (RuntimeError, IndexError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             shapes = {k: tuple(v.shape) for k, v in feed.items()}
             raise BackendError(problem(f"backend {self.name!r} inference", first,
-                                       "logits for the feed", f"check the feed shapes {shapes} "
+                                       f"{output} for the feed", f"check the feed shapes {shapes} "
                                        "against the model (max_position_embeddings)")) from None
-        return {"logits": logits.numpy()}
+        return {output: logits.numpy()}
 
     def _describe_impl(self) -> BackendInfo:
         import torch

@@ -49,6 +49,13 @@ DEFAULTS: dict[str, Tolerance] = {
     # causal LM: a further 0.1% of perplexity (relative to the run's own reference) or a quarter
     # of the baseline's increase, whichever is larger
     "ppl_delta": Tolerance(0.001, 0.25),
+    # embeddings (docs/embeddings.md): cosines sit near 1, so the tolerances are absolute; the
+    # lowest cosine is one input (a wider margin), the mean is over every input; the neighbour
+    # overlap and recall drop as top-k overlap and the accuracy drop
+    "min_cosine": Tolerance(0.005),
+    "min_cosine_mean": Tolerance(0.0005),
+    "neighbour_overlap": Tolerance(0.01),
+    "recall_delta": Tolerance(0.005),
 }
 FALLBACK = Tolerance(0.0, 0.10)  # a measure without a default (a check added later): 10% worse
 # A slowdown under 20% of the baseline's median is not a regression: on a shared 2-vCPU VM the

@@ -46,10 +46,13 @@ def _localise(gate: CheckContext, backend: str) -> list[str]:
     runner = gate.runner(backend)
     model_file = getattr(runner, "model_file", None)
     run = gate.run(backend)
-    if model_file is None or run.logits is None:
+    # a classifier's logits or an embedder's vectors, one row per eval input
+    outputs = run.logits if run.logits is not None else \
+        run.embedded.vectors if run.embedded is not None else None
+    if model_file is None or outputs is None:
         return []
     try:
-        bad = np.flatnonzero(~np.all(np.isfinite(run.logits), axis=1))
+        bad = np.flatnonzero(~np.all(np.isfinite(outputs.reshape(len(outputs), -1)), axis=1))
         feed = gate.task.rows_feed(bad[:8].tolist()) if len(bad) else None
         if feed is not None:
             found = first_nonfinite(model_file, feed, float_counterpart(runner, gate))

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 _HERE = "pytest_quantgate.inspect"
 # every diagnostic applies to both tasks but saturation (a classification rebuild of the recipe)
 BOTH = ("text-classification", "causal-lm")
+# determinism and int8-coverage read only the runner: every task, embedders included
+ANY = (*BOTH, "embeddings")
 
 
 def _not_reference(gate: CheckContext, backend: str) -> bool:
@@ -43,9 +45,9 @@ register(CheckSpec("contract", f"{_HERE}.contract:check", _not_reference,
                    "inputs, outputs and label map as expected; names a wiring fault",
                    tasks=BOTH))
 register(CheckSpec("determinism", f"{_HERE}.determinism:check", _not_reference,
-                   "the same batch twice gives the same logits", tasks=BOTH))
+                   "the same batch twice gives the same logits", tasks=ANY))
 register(CheckSpec("int8-coverage", f"{_HERE}.int8_coverage:check", _int8,
-                   "share of matrix multiplies that really run in integer precision", tasks=BOTH))
+                   "share of matrix multiplies that really run in integer precision", tasks=ANY))
 register(CheckSpec("calibration", f"{_HERE}.calibration:check", _static_int8,
                    "share of golden activations outside the calibrated ranges", tasks=BOTH))
 register(CheckSpec("saturation", f"{_HERE}.saturation:check", _onnx_int8,

@@ -102,7 +102,16 @@ CAUSAL_LM = (
     Column("top-k", metric("topk_overlap", "{:.3f}")),
     Column("final max|Δ|", metric("max_abs_logit", "{:.4f}")),
 )
-QUALITY = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM}
+# embeddings: the lowest and mean cosine to the reference's vectors, the share of each query's
+# top-k neighbours kept, and the recall@k change where the queries have relevant texts
+EMBEDDINGS = (
+    Column("min cos", metric("min_cosine", "{:.4f}")),
+    Column("mean cos", metric("min_cosine_mean", "{:.5f}")),
+    Column("top-k kept", metric("neighbour_overlap", "{:.3f}")),
+    Column("recall Δ", metric("recall_delta", "{:+.3f}", change=True)),
+)
+QUALITY = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM,
+           "embeddings": EMBEDDINGS}
 
 
 def quality(task: str) -> tuple[Column, ...]:

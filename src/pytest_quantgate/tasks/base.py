@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..records import CheckResult
     from .causal_lm import Tally
     from .data import ModelFacts
+    from .embedding_gate import Embedded
     from .text_classification import Shapes
     from .tokenizer import TextEncoder
 
@@ -49,6 +50,7 @@ class BackendRun:
     reference_cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     lm: Tally | None = None  # causal LM: what the streaming pass measured (no logits kept)
+    embedded: Embedded | None = None  # embeddings: every text's vector
 
 
 class Session(Protocol):

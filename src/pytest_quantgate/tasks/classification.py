@@ -23,7 +23,7 @@ from ..progress import phase
 from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
 from .batching import Batch, batches, latency_feed, make_feed
 from .data import Example, read_examples
-from .text_classification import Shapes, predict_logits, shape_policy
+from .text_classification import Shapes, predict_logits, spread_probe
 from .tokenizer import Encoded
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -270,18 +270,9 @@ class Classification:
         """Up to ``size`` eval texts spread over the token lengths, padded as ``runner``
         needs."""
         encoded = self.encoded
-        order = np.argsort([len(e.ids) for e in encoded], kind="stable")
-        pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
-        shapes = shape_policy(runner, "longest", len(pick))
-        if shapes.static_batch:
-            pick = pick[: shapes.static_batch]
-        chosen = [encoded[i] for i in pick]
-        batch = next(iter(batches(chosen, batch_size=len(chosen), padding="longest",
-                                  pad_id=self.session.encoder.pad_id,
-                                  max_length=self.config.max_length,
-                                  static_length=shapes.static_length,
-                                  static_batch=shapes.static_batch)))
-        return Probe(pick[batch.indices], batch.feed)
+        rows, feed = spread_probe(encoded, runner, size, pad_id=self.session.encoder.pad_id,
+                                  max_length=self.config.max_length)
+        return Probe(rows, feed)
 
     def rows_feed(self, rows: Sequence[int]) -> dict[str, np.ndarray] | None:
         items = [self.encoded[i] for i in rows]

@@ -78,3 +78,19 @@ def predict_logits(
         raise BackendError(problem("inputs to predict", 0, "at least one text",
                                    "configure a non-empty eval set"))
     return out, shapes
+
+
+def spread_probe(encoded: Sequence[Encoded], runner: Runner, size: int, *, pad_id: int,
+                 max_length: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Up to ``size`` of ``encoded`` spread over the token lengths (so some rows are padded),
+    as one batch shaped as ``runner`` needs: (their indices, the feed)."""
+    order = np.argsort([len(e.ids) for e in encoded], kind="stable")
+    pick = order[np.unique(np.linspace(0, len(order) - 1, min(size, len(order))).astype(int))]
+    shapes = shape_policy(runner, "longest", len(pick))
+    if shapes.static_batch:
+        pick = pick[: shapes.static_batch]
+    chosen = [encoded[i] for i in pick]
+    batch = next(iter(batches(chosen, batch_size=len(chosen), padding="longest", pad_id=pad_id,
+                              max_length=max_length, static_length=shapes.static_length,
+                              static_batch=shapes.static_batch)))
+    return pick[batch.indices], batch.feed

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..columns import number
-from . import sections
+from . import charts, sections
 
 Report = dict[str, Any]
 
@@ -75,6 +75,60 @@ def _ppl_change(entry: Report) -> float | None:
     return None if delta is None else delta * 100
 
 
+def _embedding_reference(report: Report) -> str:
+    """Embeddings: "REF on N texts (corpus C; queries; pooling)"."""
+    cfg = report.get("config") or {}
+    return (f"{cfg.get('reference')} on {cfg.get('n_inputs')} texts (corpus "
+            f"{cfg.get('corpus', 'not recorded')}; queries: {cfg.get('queries', 'not recorded')}; "
+            f"{cfg.get('pooling', 'pooling not recorded')})")
+
+
+def _embedding_data(report: Report) -> str:
+    return sections.not_measured("per-input vectors (an embedder's vectors are charted per "
+                                 "backend: distance to the reference's, neighbours kept)")
+
+
+def _record(entry: Report, check: str) -> Report:
+    checks = entry.get("checks") or []
+    found = [c for c in checks if isinstance(c, dict) and c.get("check") == check]
+    return found[0] if found else {}
+
+
+def _embedding_detail(name: str, entry: Report, report: Report) -> str:
+    """Two charts from the records' details: inputs by decade of 1 - cosine to the reference's
+    vector, and queries by how many of their top-k neighbours the backend kept."""
+    parts: list[str] = []
+    hist = (_record(entry, "embedding").get("details") or {}).get("distance_histogram") or {}
+    edges, counts = hist.get("edges") or [], hist.get("counts") or []
+    total = sum(c for c in counts if isinstance(c, int))
+    if total and len(edges) == len(counts) + 1:
+        items = [(f"1-cos ≤ {edges[i + 1]:g}" if i else f"1-cos ≤ {edges[1]:g}", c / total)
+                 for i, c in enumerate(counts)]
+        parts.append("<h4>distance to the reference's vectors (share of inputs)</h4>"
+                     + charts.hbars(items, label=f"{name}: 1 - cosine by decade"))
+    else:
+        parts.append(sections.not_measured("distance histogram (the embedding check did not "
+                                           "record one)"))
+    retrieval = _record(entry, "retrieval").get("details") or {}
+    kept = retrieval.get("overlap_counts") or {}
+    n = sum(v for v in kept.values() if isinstance(v, int))
+    if n:
+        items = [(f"{k} kept", v / n) for k, v in reversed(list(kept.items()))]
+        parts.append(f"<h4>top-{retrieval.get('k')} neighbours kept per query (share of "
+                     f"{n} queries: {charts.esc(retrieval.get('queries', ''))})</h4>"
+                     + charts.hbars(items, label=f"{name}: neighbour overlap"))
+    else:
+        parts.append(sections.not_measured("neighbour overlap (the retrieval check did not "
+                                           "record it)"))
+    return "".join(parts)
+
+
+def _embedding_calibration(report: Report) -> str:
+    return ("calibration clipping (the calibration check is for text classification and causal "
+            "LMs so far: an embedder's static-INT8 backends are calibrated, their clipping not "
+            "measured)")
+
+
 CLASSIFICATION = TaskView(
     _classification_reference, sections.inspected, _drift, "top-1 agreement",
     lambda e: number((e.get("metrics") or {}).get("top1_agreement")),
@@ -84,7 +138,14 @@ CAUSAL_LM = TaskView(
     _ppl_change, _lm_calibration,
     gaps=("per-input logits, |logit diff| histograms and flip matrices (a causal LM has no "
           "classes: next-token agreement is in the verdict table)",))
-VIEWS = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM}
+EMBEDDINGS = TaskView(
+    _embedding_reference, _embedding_data, _embedding_detail,
+    "mean cosine to the reference", lambda e: number((e.get("metrics") or {}).get(
+        "min_cosine_mean")), _embedding_calibration,
+    gaps=("per-input logits, flip matrices and the diagnostic checks (contract, determinism, "
+          "int8-coverage, calibration, adversarial) are not run for an embedder yet",))
+VIEWS = {"text-classification": CLASSIFICATION, "causal-lm": CAUSAL_LM,
+         "embeddings": EMBEDDINGS}
 
 
 def view_for(report: Report) -> TaskView:

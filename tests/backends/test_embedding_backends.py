@@ -1,0 +1,208 @@
+"""The embeddings task on a real (tiny) sentence embedder: every CPU kind in encoder mode, then
+`pytest --quantgate` as users meet it, with the planted faults the demo has.
+
+The tiny embedder (``fixtures.build_demo.build_embedder(size="tiny")``: the tiny headline BERT's
+encoder, 1 layer, hidden 32, mean pooling and normalisation in a sentence-transformers
+directory) is trained once and kept under ``.quantgate-test-cache/embedder-tiny``. Runners come
+from a ``GateSession`` of task ``embeddings``, so they are built with the context the plugin
+gives them. The pytester runs are in-process: the frameworks are imported out here first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+for _module in ("torch", "transformers", "onnxruntime", "onnx", "tokenizers"):
+    pytest.importorskip(_module)
+
+import onnxruntime  # noqa: E402,F401
+import onnxruntime.quantization  # noqa: E402,F401
+import torch  # noqa: E402,F401
+import transformers  # noqa: E402,F401
+
+import pytest_quantgate.backends.onnx_quantize  # noqa: E402,F401
+import pytest_quantgate.backends.onnx_runner  # noqa: E402,F401
+import pytest_quantgate.backends.torch_runner  # noqa: E402,F401
+import pytest_quantgate.checker  # noqa: E402,F401
+import pytest_quantgate.run_record  # noqa: E402,F401
+import pytest_quantgate.session  # noqa: E402,F401
+import pytest_quantgate.tasks.embedding_gate  # noqa: E402,F401
+from pytest_quantgate import config as qconfig  # noqa: E402
+from pytest_quantgate.backends import registry  # noqa: E402
+from pytest_quantgate.session import GateSession  # noqa: E402
+from pytest_quantgate.tasks.embedding_gate import cosines  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".quantgate-test-cache" / "embedder-tiny"
+KINDS = [k for k in registry.LM_KINDS if k not in ("torch-fp32", "onnx")]
+# Mean cosine to torch-fp32's vectors a working runner keeps (loose: this suite checks that a
+# runner works in encoder mode, the gate checks how well). Measured on the tiny embedder:
+# fp32 1 - 1e-7, fp16/bf16 > 0.9999, int8 > 0.998.
+MIN_MEAN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "bf16": 0.995, "int8": 0.98}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Path:
+    from fixtures.build_demo import build_embedder
+    from fixtures.embedder import export_sentence_model
+
+    model_dir, _ = build_embedder(CACHE, size="tiny")
+    for name, broken in {"cls": {"pooling": "cls"}, "permuted": {"permute": True},
+                         "good": {}}.items():
+        out = CACHE / f"{name}.onnx"
+        stamp = out.with_suffix(".stamp")
+        source = (model_dir / ".fixture-stamp").read_text()
+        if not (out.exists() and stamp.exists() and stamp.read_text() == source):
+            export_sentence_model(model_dir, out, **broken)  # type: ignore[arg-type]
+            stamp.write_text(source)
+    return model_dir
+
+
+def table(model_dir: Path, **extra: Any) -> dict[str, Any]:
+    data = CACHE / "data"
+    return {"task": "embeddings", "model": str(model_dir), "eval": str(data / "corpus.jsonl"),
+            "queries": str(data / "queries.jsonl"),
+            "calibration": str(data / "calibration.jsonl"), "max_length": 64, **extra}
+
+
+@pytest.fixture(scope="module")
+def gate(embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GateSession]:
+    base = tmp_path_factory.mktemp("embedding-conformance")
+    cfg = qconfig.load(table(embedder, cache_dir=str(base / "cache")), base_dir=base, cli={},
+                       cli_dir=base, source="embedding conformance")
+    assert set(cfg.backends) == set(KINDS)  # every built-in CPU kind runs the task
+    session = GateSession(cfg)
+    yield session
+    session.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_cpu_kind_embeds_like_the_reference(gate: GateSession, kind: str) -> None:
+    ref, run = gate.run("torch-fp32"), gate.run(kind)
+    assert run.status == "ok", run.reason
+    assert ref.embedded is not None and run.embedded is not None
+    assert run.embedded.output == "last_hidden_state" and run.embedded.pooled_here
+    assert run.embedded.vectors.shape == ref.embedded.vectors.shape
+    mean = float(np.mean(cosines(ref.embedded.vectors, run.embedded.vectors)))
+    assert mean >= MIN_MEAN_COSINE[run.precision], (kind, mean)
+
+
+def test_reference_vectors_are_mean_pooled_and_normalised(gate: GateSession) -> None:
+    ref = gate.run("torch-fp32").embedded
+    assert ref is not None
+    norms = np.linalg.norm(ref.vectors, axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    assert set(ref.alternatives) == {"cls", "max"}  # kept for the pooling diagnosis
+
+
+def test_a_users_pooled_export_is_read_as_it_is(gate: GateSession) -> None:
+    """A graph that pools itself (output sentence_embedding) is judged on what it returns."""
+    decl = registry.declare("user", "onnx", {"path": str(CACHE / "good.onnx")}, "test")
+    runner = registry.create_runner(decl, gate.context()).activate()
+    try:
+        task: Any = gate.task
+        embedded, _ = task._embed(runner, task.encoded)
+    finally:
+        runner.close()
+    assert embedded.output == "sentence_embedding" and not embedded.pooled_here
+    ref = gate.run("torch-fp32").embedded
+    assert float(cosines(ref.vectors, embedded.vectors).min()) > 0.99999
+
+
+USER_BACKENDS = """
+[[tool.quantgate.backend]]
+name = "user-cls"
+kind = "onnx"
+path = "{cache}/cls.onnx"
+precision = "fp32"
+
+[[tool.quantgate.backend]]
+name = "user-permuted"
+kind = "onnx"
+path = "{cache}/permuted.onnx"
+precision = "fp32"
+
+[[tool.quantgate.backend]]
+name = "allops"
+kind = "onnx-int8-static"
+op_types = "all"
+"""
+
+
+def _project(pytester: pytest.Pytester, model_dir: Path, backends: list[str],
+             **extra: Any) -> None:
+    values = table(model_dir, backends=backends, json="r.json", html="r.html", **extra)
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    pytester.makefile(".toml", pyproject="[tool.quantgate]\n" + lines + "\n"
+                      + USER_BACKENDS.format(cache=CACHE))
+    pytester.makepyfile(test_nothing="")
+
+
+def test_the_gate_passes_benign_backends_and_fails_planted_faults_with_their_cause(
+        pytester: pytest.Pytester, embedder: Path) -> None:
+    _project(pytester, embedder, ["onnx-fp32", "onnx-int8-dynamic", "user-cls", "user-permuted"],
+             cache_dir=str(CACHE / "gate-cache"))
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret == 1, out[-3000:]
+    # a permutation keeps every similarity between the backend's own vectors: its retrieval
+    # over a corpus it re-indexed passes; its vectors against an index the reference built
+    # fail. determinism (4 backends) and int8-coverage (onnx-int8-dynamic) pass everywhere.
+    result.assert_outcomes(passed=10, failed=3)
+    report = json.loads((pytester.path / "r.json").read_text())
+    verdicts = {n: e["verdict"] for n, e in report["backends"].items()}
+    assert verdicts["onnx-fp32"] == "PASS" and verdicts["onnx-int8-dynamic"] == "PASS", verdicts
+    assert verdicts["user-cls"] == "FAIL" and verdicts["user-permuted"] == "FAIL", verdicts
+    assert "the backend's vectors are the reference's token vectors under cls pooling" in out
+    assert "the backend's output dimensions are permuted" in out
+    assert report["config"]["task"] == "embeddings"
+    html = (pytester.path / "r.html").read_text()
+    assert "neighbour" in html
+
+
+MARKER_TESTS = '''
+import pytest
+
+TEXTS = ["Central bank raises interest rates", "Central bank lifts rates again",
+         "Striker scores twice in the derby", "Champions win the derby"]
+
+
+@pytest.mark.quantgate(min_cosine=0.9, neighbour_overlap=0.5)
+def test_texts_keep_their_vectors(quantgate, quantgate_backend):
+    quantgate.check(TEXTS)
+
+
+def test_reference_vectors(quantgate_reference):
+    vectors = quantgate_reference.predict(TEXTS)
+    assert vectors.shape[0] == 4
+'''
+
+
+def test_quantgate_check_on_a_users_texts(pytester: pytest.Pytester, embedder: Path) -> None:
+    _project(pytester, embedder, ["onnx-fp32", "user-permuted"],
+             cache_dir=str(CACHE / "gate-cache"))
+    pytester.makepyfile(test_texts=MARKER_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "test_texts.py", "-q")
+    out = result.stdout.str()
+    assert "1 failed, 2 passed" in out, out[-3000:]
+    assert "user-permuted" in out and "min_cosine" in out
+
+
+def test_bad_queries_file_is_one_line_at_start_up(pytester: pytest.Pytester,
+                                                  embedder: Path) -> None:
+    bad = pytester.path / "queries.jsonl"
+    bad.write_text('{"text": "a query", "relevant": ["no-such-id"]}\n')
+    _project(pytester, embedder, ["onnx-fp32"], cache_dir=str(CACHE / "gate-cache"))
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "--quantgate-queries",
+                                str(bad))
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*{bad}:1: relevant: got 'no-such-id', expected a corpus index "
+                                 "0..* or an id of the corpus's lines; fix the relevance pair*"])
