@@ -209,7 +209,7 @@ def _describe(x: Measure, note: str = "", unit: str = "inputs") -> str:
     limit_note, count_note = ("", note) if x.name == "top1_agreement" else (note, "")
     text = f"{x.name} {x.value:.4g} {broke} {x.threshold:.4g}{limit_note}"
     share_judged = x.name in SHARE_JUDGED and x.interval is not None
-    if share_judged:  # a single-input extreme, judged on the share of inputs beyond it
+    if share_judged and x.interval is not None:  # an extreme judged on the share beyond it
         text += (f" on {x.n_failing}/{x.n} inputs ({x.n_failing / max(x.n, 1):.1%}, 95% CI "
                  f"{x.interval[0]:.2%}-{x.interval[1]:.2%} of inputs)")
     elif x.n_failing:
