@@ -155,8 +155,9 @@ def test_the_gate_passes_benign_backends_and_fails_planted_faults_with_their_cau
     assert result.ret == 1, out[-3000:]
     # a permutation keeps every similarity between the backend's own vectors: its retrieval
     # over a corpus it re-indexed passes; its vectors against an index the reference built
-    # fail. determinism (4 backends) and int8-coverage (onnx-int8-dynamic) pass everywhere.
-    result.assert_outcomes(passed=10, failed=3)
+    # fail. contract and determinism (4 backends each) and int8-coverage (onnx-int8-dynamic)
+    # pass everywhere: pooling and permutation are not wiring faults of the inputs.
+    result.assert_outcomes(passed=14, failed=3)
     report = json.loads((pytester.path / "r.json").read_text())
     verdicts = {n: e["verdict"] for n, e in report["backends"].items()}
     assert verdicts["onnx-fp32"] == "PASS" and verdicts["onnx-int8-dynamic"] == "PASS", verdicts
@@ -206,3 +207,29 @@ def test_bad_queries_file_is_one_line_at_start_up(pytester: pytest.Pytester,
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"*{bad}:1: relevant: got 'no-such-id', expected a corpus index "
                                  "0..* or an id of the corpus's lines; fix the relevance pair*"])
+
+
+def test_contract_names_swapped_inputs_of_an_embedder(pytester: pytest.Pytester,
+                                                      embedder: Path) -> None:
+    """The encoder exported with attention_mask and token_type_ids swapped: undone on the
+    backend (its pooling keeps the tokenizer's mask), its vectors come back (issue 19's rule)."""
+    from pytest_quantgate.backends.onnx_export import export_model
+
+    swapped = CACHE / "swapped.onnx"
+    if not swapped.exists():
+        export_model(embedder, swapped, exporter="legacy", opset=17,
+                     input_names=("input_ids", "attention_mask", "token_type_ids"),
+                     max_length=64, task="embeddings",
+                     swap_names=("attention_mask", "token_type_ids"))
+    _project(pytester, embedder, ["user-swapped", "onnx-fp32"],
+             cache_dir=str(CACHE / "gate-cache"))
+    with open(pytester.path / "pyproject.toml", "a") as f:
+        f.write(f'\n[[tool.quantgate.backend]]\nname = "user-swapped"\nkind = "onnx"\n'
+                f'path = "{swapped}"\nprecision = "fp32"\n')
+    result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider", "-k", "contract")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*quantgate::user-swapped::contract failed: inputs 'attention_mask' and "
+        "'token_type_ids' are swapped: *(probe of * corpus texts: mean cosine * as fed, 1.0000 "
+        "with the fault undone)",
+    ])

@@ -127,19 +127,27 @@ def _feeds(gate: CheckContext) -> tuple[Iterator[dict[str, np.ndarray]],
         calibration = iter_windows(lm.source(cfg.calibration), cfg.window, cfg.stride) \
             if cfg.calibration else iter(())
         return lm_feeds(windows), lm_feeds(list(calibration)), texts, len(windows), None
-    from ..tasks.classification import classification
-
-    task = classification(gate.task, CHECK)
-    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
-                                           require_label=False)] if cfg.calibration else []
-
     def feeds(encoded: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
         for batch in batches(encoded, batch_size=cfg.batch_size, padding="longest",
                              pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
             yield batch.feed
 
-    return (feeds(task.encoded), feeds(gate.encoder.encode(texts) if texts else []), texts,
-            len(task.examples), task.labels)
+    if cfg.task == "embeddings":  # its eval texts: the corpus and the queries, no labels
+        from ..tasks.embeddings import Embeddings, read_texts
+
+        embedder = gate.task
+        assert isinstance(embedder, Embeddings)
+        texts = [t.text for t in read_texts(cfg.calibration, "calibration")] \
+            if cfg.calibration else []
+        return (feeds(embedder.encoded), feeds(gate.encoder.encode(texts) if texts else []),
+                texts, len(embedder.encoded), None)
+    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
+                                           require_label=False)] if cfg.calibration else []
+    calibration_feeds = feeds(gate.encoder.encode(texts) if texts else [])
+    from ..tasks.classification import classification
+
+    task = classification(gate.task, CHECK)
+    return feeds(task.encoded), calibration_feeds, texts, len(task.examples), task.labels
 
 
 def similarity(texts: Sequence[str], cap: int = 300) -> float:

@@ -41,6 +41,10 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         from .lm_contract import check as lm_check
 
         return lm_check(gate, backend)
+    if gate.config.task == "embeddings":  # vectors: its own probe (embedding_contract.py)
+        from .embedding_contract import check as embedding_check
+
+        return embedding_check(gate, backend)
     runner = gate.runner(backend)
     labels = gate.facts.labels
     specs = runner.input_specs()
@@ -58,7 +62,8 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         causes.append(f"output shape {tuple(first.shape)} does not match {len(labels)} labels "
                       f"(expected (batch, {len(labels)})); check the model's head and id2label")
     causes += _label_map(gate, runner)
-    shape_cause, shape_note = _static_length(gate, specs)
+    lengths = [len(e) for e in classification(gate.task, CHECK).encoded]
+    shape_cause, shape_note = static_length(gate, specs, lengths)
     causes += shape_cause
     notes += shape_note
     measures: list[Measure] = []
@@ -158,14 +163,15 @@ def _replayed_on_reference(gate: CheckContext, probe: Any, out: np.ndarray, need
     return found
 
 
-def _static_length(gate: CheckContext, specs: Any) -> tuple[list[str], list[str]]:
+def static_length(gate: CheckContext, specs: Any, token_counts: list[int]
+                  ) -> tuple[list[str], list[str]]:
     """A static sequence axis shorter than what the tokenizer makes truncates eval inputs
     silently (a cause, with the share affected); a longer one pads them (a note)."""
     spec = specs.get("input_ids")
     if spec is None or not spec.is_static(1):
         return [], []
     static = int(spec.shape[1])
-    lengths = np.array([len(e) for e in classification(gate.task, CHECK).encoded])
+    lengths = np.array(token_counts)
     longer = int((lengths > static).sum())
     if longer:
         return [f"input 'input_ids' has a static sequence length of {static} tokens and the "
