@@ -30,6 +30,7 @@ from .probes import (
     feed_candidates,
     input_notes,
     logits_of,
+    static_length,
     swap_candidates,
 )
 
@@ -161,27 +162,6 @@ def _replayed_on_reference(gate: CheckContext, probe: Any, out: np.ndarray, need
         if top1 >= need and diff <= bar:
             found.append((diff, text, top1))
     return found
-
-
-def static_length(gate: CheckContext, specs: Any, token_counts: list[int]
-                  ) -> tuple[list[str], list[str]]:
-    """A static sequence axis shorter than what the tokenizer makes truncates eval inputs
-    silently (a cause, with the share affected); a longer one pads them (a note)."""
-    spec = specs.get("input_ids")
-    if spec is None or not spec.is_static(1):
-        return [], []
-    static = int(spec.shape[1])
-    lengths = np.array(token_counts)
-    longer = int((lengths > static).sum())
-    if longer:
-        return [f"input 'input_ids' has a static sequence length of {static} tokens and the "
-                f"tokenizer makes up to {int(lengths.max())} (max_length "
-                f"{gate.config.max_length}): {longer}/{len(lengths)} eval inputs "
-                f"({longer / len(lengths):.1%}) are truncated to {static} tokens; re-export "
-                f"with a dynamic sequence axis, or set max_length = {static} if the deployment "
-                "truncates there too"], []
-    return [], [f"input 'input_ids' has a static sequence length of {static} tokens: every eval "
-                f"input ({int(lengths.max())} tokens at most) is padded to it"]
 
 
 def _label_map(gate: CheckContext, runner: Any) -> list[str]:

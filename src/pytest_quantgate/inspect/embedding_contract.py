@@ -17,8 +17,7 @@ import numpy as np
 
 from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from .contract import static_length
-from .probes import PROBE_SIZE, input_notes, swap_candidates
+from .probes import PROBE_SIZE, input_notes, static_length, swap_candidates
 
 CHECK = "contract"
 

@@ -106,3 +106,24 @@ def input_notes(specs: Any, casts: Any, dropped: set[str]) -> list[str]:
     if static:
         notes.append(f"static input shapes: {', '.join(static)} (inputs are padded to them)")
     return notes
+
+
+def static_length(gate: Any, specs: Any, token_counts: list[int]
+                  ) -> tuple[list[str], list[str]]:
+    """A static sequence axis shorter than what the tokenizer makes truncates eval inputs
+    silently (a cause, with the share affected); a longer one pads them (a note)."""
+    spec = specs.get("input_ids")
+    if spec is None or not spec.is_static(1):
+        return [], []
+    static = int(spec.shape[1])
+    lengths = np.array(token_counts)
+    longer = int((lengths > static).sum())
+    if longer:
+        return [f"input 'input_ids' has a static sequence length of {static} tokens and the "
+                f"tokenizer makes up to {int(lengths.max())} (max_length "
+                f"{gate.config.max_length}): {longer}/{len(lengths)} eval inputs "
+                f"({longer / len(lengths):.1%}) are truncated to {static} tokens; re-export "
+                f"with a dynamic sequence axis, or set max_length = {static} if the deployment "
+                "truncates there too"], []
+    return [], [f"input 'input_ids' has a static sequence length of {static} tokens: every eval "
+                f"input ({int(lengths.max())} tokens at most) is padded to it"]
