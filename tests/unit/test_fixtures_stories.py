@@ -171,7 +171,8 @@ def test_hashes_differ_per_task_and_bad_task_is_named() -> None:
     kw: dict[str, Any] = {"size": "tiny", "seed": 0}
     assert build_demo.fixture_hash(**kw) == build_demo.fixture_hash(**kw, task="text-classification")
     assert build_demo.fixture_hash(**kw) != build_demo.fixture_hash(**kw, task="causal-lm")
-    with pytest.raises(ValueError, match=r"task must be one of \('text-classification', 'causal-lm'\)"):
+    with pytest.raises(ValueError, match=r"task must be one of \('text-classification', "
+                                         r"'causal-lm', 'embeddings'\), got 'lm'"):
         build_demo.fixture_hash(**kw, task="lm")
 
 
