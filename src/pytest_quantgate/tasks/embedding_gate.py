@@ -233,7 +233,9 @@ def _record(backend: str, check: str, measures: tuple[Measure, ...], n: int, bad
 
 
 def _recall(top: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
-    return np.array([len(np.intersect1d(t, r)) / len(r) if len(r) else 1.0
+    """Per query, relevant texts in its top k over min(k, relevant texts): BEIR's capped
+    recall, so a query with 30 relevant texts can reach 1 in a top 10."""
+    return np.array([len(np.intersect1d(t, r)) / min(len(t), len(r)) if len(r) else 1.0
                      for t, r in zip(top, relevant, strict=True)])
 
 
