@@ -149,15 +149,24 @@ def _project(pytester: pytest.Pytester, model_dir: Path, backends: list[str],
 def test_the_gate_passes_benign_backends_and_fails_planted_faults_with_their_cause(
         pytester: pytest.Pytester, embedder: Path) -> None:
     _project(pytester, embedder, ["onnx-fp32", "onnx-int8-dynamic", "user-cls", "user-permuted"],
-             cache_dir=str(CACHE / "gate-cache"))
+             cache_dir=str(CACHE / "gate-cache"), adversarial_max_examples=50,
+             adversarial_budget=5, adversarial_profile="ci")
     result = pytester.runpytest("--quantgate", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert result.ret == 1, out[-3000:]
     # a permutation keeps every similarity between the backend's own vectors: its retrieval
     # over a corpus it re-indexed passes; its vectors against an index the reference built
     # fail. contract and determinism (4 backends each) and int8-coverage (onnx-int8-dynamic)
-    # pass everywhere: pooling and permutation are not wiring faults of the inputs.
-    result.assert_outcomes(passed=14, failed=3)
+    # pass everywhere: pooling and permutation are not wiring faults of the inputs. Generated
+    # queries (adversarial) keep their vectors and nearest texts on the two benign backends
+    # and lose them on the two broken ones.
+    result.assert_outcomes(passed=16, failed=5)
+    result.stdout.fnmatch_lines_random([
+        "*quantgate::user-cls::adversarial failed: */50 generated inputs break the thresholds "
+        "(min_cosine 0.9999 to the reference's vector, or the reference's nearest corpus text "
+        "out of the backend's top 10)*",
+        "*quantgate::user-permuted::adversarial failed: 50/50 generated inputs*",
+    ])
     report = json.loads((pytester.path / "r.json").read_text())
     verdicts = {n: e["verdict"] for n, e in report["backends"].items()}
     assert verdicts["onnx-fp32"] == "PASS" and verdicts["onnx-int8-dynamic"] == "PASS", verdicts

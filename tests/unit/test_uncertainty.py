@@ -98,16 +98,20 @@ def test_an_inconclusive_check_says_how_many_inputs_would_decide() -> None:
 
 
 def test_a_flip_within_twice_the_backends_drift_is_a_near_tie_on_the_models_scale() -> None:
-    from pytest_quantgate.adversarial.check import failing_rows
+    from pytest_quantgate.adversarial.properties import Logits
+
+    def failing(noise: float) -> list[bool]:
+        prop = Logits(limit=10.0, tie=0.01, noise=noise, names=["a", "b", "c"], k=3)
+        return [bool(f) for f in prop.failing(ref, out)]
 
     ref = np.array([[2.0, 1.0, -1.0], [2.0, 1.9, -1.0]])  # logit margins 1.0 and 0.1
     out = np.array([[0.9, 1.1, -1.0], [1.9, 2.0, -1.0]])  # both flip
-    # with no drift measured, only the probability margin decides (0.1 is a near-tie there)
-    assert failing_rows(ref, out, 10.0, 0.01).tolist() == [True, True]
+    # with no drift measured, only the tie margin (0.01 logits here) decides
+    assert failing(0.0) == [True, True]
     # a backend that drifts by 0.1 logits on the eval set can swap classes 0.2 apart
-    assert failing_rows(ref, out, 10.0, 0.01, noise=0.1).tolist() == [True, False]
+    assert failing(0.1) == [True, False]
     # and one that drifts by 0.6 can swap classes 1.2 apart: neither flip is decisive
-    assert failing_rows(ref, out, 10.0, 0.01, noise=0.6).tolist() == [False, False]
+    assert failing(0.6) == [False, False]
 
 
 @pytest.mark.parametrize(("count", "allowed", "outcome"), [

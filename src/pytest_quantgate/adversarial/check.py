@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics as m
 from .. import uncertainty as u
 from ..checks import CheckContext
 from ..errors import BackendUnavailable
-from ..gate import _topk, summarize
 from ..progress import blocking
 from ..records import CheckResult, Measure, Worst
 from .corpus import Corpus, session_corpus, vocabulary
+from .properties import Logits, Neighbours, Property, unit
 from .search import Outcome, database_for, generate, plan_for, saved, search
 
 CHECK = "adversarial"
@@ -51,9 +50,8 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     start = time.perf_counter()
     thr = gate.thresholds(backend)
     out = gate.predict(backend, corpus.texts)
-    noise = drift_of(gate, backend)
-    tie = tie_of(thr, corpus.ref)
-    fails = failing_rows(corpus.ref, out, float(thr["max_abs_logit"]), tie, noise)
+    prop = property_of(gate, backend, thr, corpus.ref)
+    fails = prop.failing(corpus.ref, out)
     memo = {t: bool(f) for t, f in zip(corpus.texts, fails, strict=True)}
     rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     deadline = start + corpus.plan.budget
@@ -68,8 +66,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
             return True  # unscored: the shrinker keeps what it has
         pair = (gate.predict(gate.config.reference, [text])[0], gate.predict(backend, [text])[0])
         rows[text] = pair
-        memo[text] = bool(failing_rows(pair[0][None], pair[1][None], float(thr["max_abs_logit"]),
-                                       tie, noise)[0])
+        memo[text] = bool(prop.failing(pair[0][None], pair[1][None])[0])
         return not memo[text]
 
     # The search draws the corpus again (answered from ``memo``), replays the database and
@@ -85,8 +82,29 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
     search_seconds = time.perf_counter() - search_start
     del runner
     return _record(gate, backend, corpus, out, fails, thr, outcome, rows,
-                   time.perf_counter() - start, out_of_time, noise,
+                   time.perf_counter() - start, out_of_time, prop,
                    search_seconds if searched else None)
+
+
+def property_of(gate: CheckContext, backend: str, thr: dict[str, float | int],
+                ref: np.ndarray) -> Property:
+    """The task's property: neighbours for a sentence embedder, logits otherwise."""
+    if gate.config.task == "embeddings":
+        from ..tasks.embeddings import Embeddings
+
+        task = gate.task
+        assert isinstance(task, Embeddings)
+        ref_run, run = gate.run(gate.config.reference), gate.run(backend)
+        if ref_run.embedded is None or run.embedded is None:
+            raise BackendUnavailable(f"{backend!r} or the reference has no vectors of the eval "
+                                     "corpus to search generated queries in")
+        n = len(task.corpus)
+        return Neighbours(float(thr["min_cosine"]), int(thr["retrieval_k"]),
+                          unit(ref_run.embedded.vectors[:n].astype(np.float64)),
+                          unit(np.nan_to_num(run.embedded.vectors[:n].astype(np.float64))),
+                          [c.text for c in task.corpus])
+    return Logits(float(thr["max_abs_logit"]), tie_of(thr, ref), drift_of(gate, backend),
+                  gate.task.class_names, int(thr["topk"]), float(thr["tie_margin"]))
 
 
 def _without_hypothesis() -> str:
@@ -125,23 +143,6 @@ def tie_of(thr: dict[str, float | int], ref: np.ndarray) -> float:
     return float(thr["tie_margin"]) * scale
 
 
-def failing_rows(ref: np.ndarray, out: np.ndarray, max_abs_logit: float, tie: float,
-                 noise: float = 0.0) -> np.ndarray:
-    """Rows that break the property: non-finite, too far, or a decisive top-1 flip: one where
-    the reference's top-1 logit beats its runner-up by more than ``tie`` (logits: tie_margin
-    on the model's logit scale) and by more than twice the backend's drift ``noise``."""
-    finite = np.isfinite(out).all(axis=1)
-    diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
-    flip = np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)
-    return ~finite | (diff > max_abs_logit) | (flip & decisive(ref, tie, noise))
-
-
-def decisive(ref: np.ndarray, tie: float, noise: float) -> np.ndarray:
-    """Rows whose reference top-1 logit beats its runner-up by more than ``tie`` and by more
-    than twice ``noise``: a flip there is beyond the precision's noise on this model."""
-    return m.logit_margin(ref.astype(np.float64)) > max(tie, 2.0 * noise)
-
-
 def _strategy(gate: CheckContext, words: list[str]) -> Any:
     from ..strategies import adversarial_texts
 
@@ -150,34 +151,17 @@ def _strategy(gate: CheckContext, words: list[str]) -> Any:
 
 def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, fails: np.ndarray,
             thr: dict[str, float | int], outcome: Any, rows: dict[str, tuple[np.ndarray, np.ndarray]],
-            seconds: float, out_of_time: bool, noise: float,
+            seconds: float, out_of_time: bool, prop: Property,
             search_seconds: float | None = None) -> CheckResult:
-    names, k, n = gate.task.class_names, int(thr["topk"]), len(corpus.texts)
-    ref = corpus.ref
-    limit, tie = float(thr["max_abs_logit"]), tie_of(thr, ref)
-    diff = np.abs(ref.astype(np.float64) - np.nan_to_num(out.astype(np.float64))).max(axis=1)
-    diff = np.where(np.isfinite(out).all(axis=1), diff, np.inf)
-    flips = (np.argmax(ref, axis=1) != np.argmax(np.nan_to_num(out, nan=-np.inf), axis=1)) \
-        & decisive(ref, tie, noise)
-    finite_max = float(diff[np.isfinite(diff)].max()) if np.isfinite(diff).any() else float("inf")
-
-    def why(r: np.ndarray, o: np.ndarray) -> tuple[str, float]:
-        """What made an input fail, as the worst-input line shows it."""
-        d = float(np.abs(r.astype(np.float64) - np.nan_to_num(o.astype(np.float64))).max())
-        if not np.isfinite(o).all():
-            return "NaN/Inf output", float("inf")
-        if d > limit:
-            return f"max|diff| > {limit:.3g}:", d
-        if np.argmax(r) != np.argmax(o):
-            return "top-1 flip; reference logit margin", float(m.logit_margin(r[None])[0])
-        return "max|diff|", d
+    n, ref = len(corpus.texts), corpus.ref
+    severity = prop.severity(ref, out)
 
     def worst(text: str, r: np.ndarray, o: np.ndarray, i: int) -> Worst:
-        metric, score = why(r, o)
-        return Worst(i, text, None, score, _topk(r, names, k), _topk(o, names, k), metric)
+        metric, score = prop.why(r, o)
+        return Worst(i, text, None, score, prop.shown(r, True), prop.shown(o, False), metric)
 
     failing = [worst(corpus.texts[i], ref[i], out[i], int(i))
-               for i in np.flatnonzero(fails)[np.argsort(-diff[fails], kind="stable")]]
+               for i in np.flatnonzero(fails)[np.argsort(-severity[fails], kind="stable")]]
     minimal = outcome.minimal
     extra = 0  # a failing input the search found (or the database replayed) outside the corpus
     if minimal is not None:
@@ -193,11 +177,8 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         Measure("adversarial_failure_rate", count / total, allowed, "<=",
                 judged.outcome == "passed", total, count, interval,
                 judged.outcome == "inconclusive", judged.decide_at),
-        # reported, judged through the rate above
-        Measure("max_abs_logit", finite_max, None, "<=", True, n, int((diff > limit).sum())),
-        Measure("decisive_top1_flips", float(flips.sum()), None, "<=", True, n, int(flips.sum())),
+        *prop.reported(ref, out),  # reported, judged through the rate above
     )
-    metrics = summarize(ref, out, None, k, len(names), tie)
     slice_ = {
         "n_inputs": n, "seed": corpus.plan.seed, "profile": corpus.plan.profile,
         "max_examples": corpus.plan.max_examples, "budget_seconds": corpus.plan.budget,
@@ -205,7 +186,7 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         "corpus_cached": corpus.cached, "searched": search_seconds is not None,
         "search_seconds": None if search_seconds is None else round(search_seconds, 3),
         "inputs_tried": len(outcome.tried),
-        "metrics": metrics, "n_failing": int(fails.sum()), "minimal": minimal,
+        "metrics": prop.metrics(ref, out), "n_failing": int(fails.sum()), "minimal": minimal,
         "failing": [{"text": w.text, "why": w.metric, "score": w.score,
                      "max_abs_diff": w.score if w.metric.startswith("max") else None,
                      "reference": w.reference, "backend": w.backend}
@@ -213,9 +194,7 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         "tried_one_by_one": len([t for t in outcome.tried if t in rows]),
         "first_tried": outcome.tried[0] if outcome.tried else None,
         "budget_exhausted": out_of_time, "search_error": outcome.error,
-        "tie_margin": float(thr["tie_margin"]), "tie_logits": round(tie, 6),
-        "drift_q99": round(noise, 6), "failure_rate": count / total,
-        "allowed_failure_rate": allowed,
+        **prop.slice(), "failure_rate": count / total, "allowed_failure_rate": allowed,
     }
     details: dict[str, Any] = {"adversarial": slice_}
     notes = []
@@ -228,12 +207,9 @@ def _record(gate: CheckContext, backend: str, corpus: Corpus, out: np.ndarray, f
         notes.append(corpus.note)
     if notes:
         details["notes"] = notes
-    rule = (f"max_abs_logit {limit:.3g}, or a top-1 flip where the reference's logit margin "
-            f"exceeds {max(tie, 2.0 * noise):.3g}: tie_margin {tie:.3g} and twice the backend's "
-            f"drift {noise:.3g}")
     found = (f"{int(fails.sum())}/{n} generated inputs" + (" and 1 input the search found"
                                                           if extra else "")
-             + f" break the thresholds ({rule})")
+             + f" break the thresholds ({prop.rule})")
     if not count:
         # (its time is in the report's slice: a reason says the same on every run of the code)
         return CheckResult(backend, CHECK, "passed", f"{found}; seed {corpus.plan.seed}",

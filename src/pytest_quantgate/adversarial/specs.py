@@ -17,5 +17,6 @@ def _applies(gate: CheckContext, backend: str) -> bool:
 register(CheckSpec("adversarial", "pytest_quantgate.adversarial.check:check", _applies,
                    "generated inputs (typos, scripts, numbers, markup, long texts...) stay within "
                    "the thresholds; failures shrunk by Hypothesis and replayed first next run "
-                   "(causal LM: the next-token logits after each generated prompt)",
-                   tasks=("text-classification", "causal-lm")))
+                   "(causal LM: the next-token logits after each generated prompt; embeddings: "
+                   "each generated query's vector and nearest corpus text)",
+                   tasks=("text-classification", "causal-lm", "embeddings")))
