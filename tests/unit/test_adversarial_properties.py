@@ -46,3 +46,20 @@ def test_nan_vectors_fail() -> None:
     out = q.copy()
     out[1] = np.nan
     assert _prop().failing(q, out).tolist() == [False, True]
+
+
+def test_a_flat_top_k_is_a_near_tie_within_the_backends_drift() -> None:
+    # the same lost nearest text, but the backend moves similarities by 1.0 on the corpus:
+    # twice that exceeds any gap between the query's best and 5th match, so it is not counted
+    q = CORPUS[:1]
+    moved = CORPUS.copy()
+    moved[0] = -moved[0]
+    prop = Neighbours(0.8, 5, CORPUS, unit(moved), [f"text {i}" for i in range(30)], noise=1.0)
+    assert prop.failing(q, q).tolist() == [False]
+
+
+def test_similarity_drift_is_zero_for_the_same_vectors() -> None:
+    from pytest_quantgate.adversarial.properties import similarity_drift
+
+    assert similarity_drift(CORPUS, CORPUS) == 0.0
+    assert similarity_drift(CORPUS, unit(CORPUS + 0.3 * RNG.normal(size=CORPUS.shape))) > 0.05

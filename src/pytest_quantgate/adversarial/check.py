@@ -26,7 +26,7 @@ from ..errors import BackendUnavailable
 from ..progress import blocking
 from ..records import CheckResult, Measure, Worst
 from .corpus import Corpus, session_corpus, vocabulary
-from .properties import Logits, Neighbours, Property, unit
+from .properties import Logits, Neighbours, Property, similarity_drift, unit
 from .search import Outcome, database_for, generate, plan_for, saved, search
 
 CHECK = "adversarial"
@@ -99,10 +99,11 @@ def property_of(gate: CheckContext, backend: str, thr: dict[str, float | int],
             raise BackendUnavailable(f"{backend!r} or the reference has no vectors of the eval "
                                      "corpus to search generated queries in")
         n = len(task.corpus)
-        return Neighbours(float(thr["min_cosine"]), int(thr["retrieval_k"]),
-                          unit(ref_run.embedded.vectors[:n].astype(np.float64)),
-                          unit(np.nan_to_num(run.embedded.vectors[:n].astype(np.float64))),
-                          [c.text for c in task.corpus])
+        ref_corpus = unit(ref_run.embedded.vectors[:n].astype(np.float64))
+        out_corpus = unit(np.nan_to_num(run.embedded.vectors[:n].astype(np.float64)))
+        return Neighbours(float(thr["min_cosine"]), int(thr["retrieval_k"]), ref_corpus,
+                          out_corpus, [c.text for c in task.corpus],
+                          similarity_drift(ref_corpus, out_corpus))
     return Logits(float(thr["max_abs_logit"]), tie_of(thr, ref), drift_of(gate, backend),
                   gate.task.class_names, int(thr["topk"]), float(thr["tie_margin"]))
 
