@@ -1,10 +1,9 @@
 """``quantgate::<backend>::adversarial``: every generated input stays within the thresholds.
 
-The property, per input: finite logits, max |logit diff| within ``max_abs_logit``, and the same
-top-1 label as the reference unless the reference's top-1 logit beats its runner-up by no more
-than ``tie_margin`` logit stds or twice the backend's own drift (a near-tie is not a failure, so
-the gate is not flaky). The corpus is
-generated once per session (Hypothesis, one seed), or read with the reference's outputs from the
+The property each generated input must keep is the task's (properties.py): for logits, finite
+values, max |logit diff| within ``max_abs_logit`` and the same top-1 label unless the reference's
+margin is a near-tie; for an embedder, its vector and its clear nearest corpus text. The corpus
+is generated once per session (Hypothesis, one seed), or read with the reference's outputs from the
 cache under a fixed seed (corpus.py), and scored in batches for the reference and each backend.
 Hypothesis then searches and shrinks with per-input calls only around failures (search.py), and
 only where there is something to find: a failing input in the corpus, or failures saved in the
