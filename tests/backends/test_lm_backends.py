@@ -47,7 +47,8 @@ from pytest_quantgate import config as qconfig  # noqa: E402
 from pytest_quantgate.backends import registry  # noqa: E402
 from pytest_quantgate.backends.base import Runner  # noqa: E402
 from pytest_quantgate.session import GateSession  # noqa: E402
-from pytest_quantgate.tasks.causal_lm import Window, iter_windows, make_lm_feed, run_pass  # noqa: E402
+from pytest_quantgate.tasks.causal_lm import run_pass  # noqa: E402
+from pytest_quantgate.tasks.lm_windows import Window, iter_windows, make_lm_feed  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -24,23 +24,19 @@ from hypothesis import strategies as st
 from pytest_quantgate.backends.base import BackendInfo, Runner, TensorSpec
 from pytest_quantgate.errors import BackendError, DataError
 from pytest_quantgate.records import CheckResult
-from pytest_quantgate.tasks.causal_lm import (
-    ENCODE_CHUNK,
-    Source,
-    Tally,
-    Window,
-    WorstDoc,
-    final_logits,
-    iter_windows,
-    make_lm_feed,
-    run_pass,
-    score_batch,
-    split_windows,
-    window_batches,
-)
+from pytest_quantgate.tasks.causal_lm import Tally, WorstDoc, final_logits, run_pass, score_batch
 from pytest_quantgate.tasks.corpus import Document, iter_documents
 from pytest_quantgate.tasks.lm_gate import LM_CHECKS, NAN_CAUSE, evaluate_lm, summarize_lm
 from pytest_quantgate.tasks.lm_reference import ReferenceReader, ReferenceWriter
+from pytest_quantgate.tasks.lm_windows import (
+    ENCODE_CHUNK,
+    Source,
+    Window,
+    iter_windows,
+    make_lm_feed,
+    split_windows,
+    window_batches,
+)
 from pytest_quantgate.thresholds import resolve
 
 ALPHABET = "abcdefghijkl"  # one character, one token

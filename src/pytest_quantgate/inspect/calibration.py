@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..checks import CheckContext
+from ..errors import ConfigError, problem
 from ..records import CheckResult, Measure
 
 CHECK = "calibration"
@@ -107,12 +108,11 @@ def _feeds(gate: CheckContext) -> tuple[Iterator[dict[str, np.ndarray]],
     from itertools import islice
 
     from ..tasks.batching import batches
-    from ..tasks.data import read_examples
 
     cfg = gate.config
     if cfg.task == "causal-lm":
-        from ..tasks.causal_lm import iter_windows, window_batches
         from ..tasks.language_model import CausalLM
+        from ..tasks.lm_windows import iter_windows, window_batches
 
         lm = gate.task
         assert isinstance(lm, CausalLM)
@@ -127,27 +127,24 @@ def _feeds(gate: CheckContext) -> tuple[Iterator[dict[str, np.ndarray]],
         calibration = iter_windows(lm.source(cfg.calibration), cfg.window, cfg.stride) \
             if cfg.calibration else iter(())
         return lm_feeds(windows), lm_feeds(list(calibration)), texts, len(windows), None
+    from ..tasks.classification import Classification
+    from ..tasks.text_inputs import TextInputs
+
     def feeds(encoded: Sequence[Any]) -> Iterator[dict[str, np.ndarray]]:
         for batch in batches(encoded, batch_size=cfg.batch_size, padding="longest",
                              pad_id=gate.encoder.pad_id, max_length=cfg.max_length):
             yield batch.feed
 
-    if cfg.task == "embeddings":  # its eval texts: the corpus and the queries, no labels
-        from ..tasks.embeddings import Embeddings, read_texts
-
-        embedder = gate.task
-        assert isinstance(embedder, Embeddings)
-        texts = [t.text for t in read_texts(cfg.calibration, "calibration")] \
-            if cfg.calibration else []
-        return (feeds(embedder.encoded), feeds(gate.encoder.encode(texts) if texts else []),
-                texts, len(embedder.encoded), None)
-    texts = [e.text for e in read_examples(cfg.calibration, gate.facts.labels,
-                                           require_label=False)] if cfg.calibration else []
-    calibration_feeds = feeds(gate.encoder.encode(texts) if texts else [])
-    from ..tasks.classification import classification
-
-    task = classification(gate.task, CHECK)
-    return feeds(task.encoded), calibration_feeds, texts, len(task.examples), task.labels
+    task = gate.task
+    if not isinstance(task, TextInputs):
+        raise ConfigError(problem(f"check {CHECK!r}", f"task {task.name!r}", "a task of "
+                                  "texts, a causal LM's windows or an embedder's corpus",
+                                  "register the check for the tasks it supports"))
+    # an embedder's eval texts are its corpus and queries, with no labels
+    texts = task.calibration_texts() if cfg.calibration else []
+    labels = task.labels if isinstance(task, Classification) else None
+    return (feeds(task.encoded), feeds(gate.encoder.encode(texts) if texts else []), texts,
+            len(task.encoded), labels)
 
 
 def similarity(texts: Sequence[str], cap: int = 300) -> float:

@@ -31,7 +31,7 @@ from .probes import (
     input_notes,
     logits_of,
     static_length,
-    swap_candidates,
+    undone_swap,
 )
 
 CHECK = "contract"
@@ -120,19 +120,17 @@ def _explain(gate: CheckContext, backend: str, probe: Any, ref: np.ndarray, out:
                        for i, j in enumerate(perm) if i != j][:3]
             return (f"the label order is permuted: {'; '.join(columns)}; re-export with the "
                     "model's id2label or fix the label map", top1)
-    found: list[tuple[float, str, float]] = []
     specs = runner.input_specs()
-    for text, undo in swap_candidates(probe.feed, specs):
-        try:
-            fixed = logits_of(runner, {k: v for k, v in undo(dict(probe.feed)).items()
-                                       if k in specs}, n)
-        except Exception:  # e.g. token ids fed as token types: out of the model's range
-            continue
-        diff, top1 = agreement(ref, fixed)
-        if top1 >= need and diff <= close:
-            found.append((diff, text, top1))
-    if not found:
-        found = _replayed_on_reference(gate, probe, out, need, close)
+
+    def undone(feed: dict[str, np.ndarray]) -> tuple[float, float] | None:
+        diff, top1 = agreement(ref, logits_of(runner, {k: v for k, v in feed.items()
+                                                       if k in specs}, n))
+        return (diff, top1) if top1 >= need and diff <= close else None
+
+    swap = undone_swap(probe.feed, specs, undone)
+    if swap is not None:
+        return swap
+    found = _replayed_on_reference(gate, probe, out, need, close)
     if not found:
         return None, 0.0
     _, text, top1 = min(found)

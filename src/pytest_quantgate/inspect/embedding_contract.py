@@ -17,7 +17,7 @@ import numpy as np
 
 from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from .probes import PROBE_SIZE, input_notes, static_length, swap_candidates
+from .probes import PROBE_SIZE, input_notes, static_length, undone_swap
 
 CHECK = "contract"
 
@@ -51,18 +51,16 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
         measures.append(Measure("probe_cosine_mean", cosine, None, ">=", True, n))
         need = float(gate.thresholds(backend)["min_cosine_mean"])
         if cosine < need:
-            found = []
-            for text, undo in swap_candidates(probe.feed, specs):
-                try:
-                    fixed = _mean_cosine(ref, vectors(undo(dict(probe.feed))))
-                except Exception:  # e.g. a mask fed as token ids: out of range
-                    continue
-                if fixed >= need:
-                    found.append((-fixed, text))
-            if found:
-                best, text = min(found)
+
+            def undone(feed: dict[str, np.ndarray]) -> tuple[float, float] | None:
+                fixed = _mean_cosine(ref, vectors(feed))
+                return (-fixed, fixed) if fixed >= need else None
+
+            swap = undone_swap(probe.feed, specs, undone)
+            if swap is not None:
+                text, fixed = swap
                 causes.append(f"{text} (probe of {n} corpus texts: mean cosine {cosine:.4f} as "
-                              f"fed, {-best:.4f} with the fault undone)")
+                              f"fed, {fixed:.4f} with the fault undone)")
             else:
                 notes.append(f"the probe's vectors part from the reference's (mean cosine "
                              f"{cosine:.4f}) and no wiring fault we know of explains it")
@@ -76,7 +74,6 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over rows of cos(a_i, b_i); a row with NaN counts as -1."""
-    num = (a * b).sum(axis=1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    cos = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    return float(np.nan_to_num(cos, nan=-1.0).mean())
+    from ..tasks.embedding_gate import cosines
+
+    return float(np.nan_to_num(cosines(a, b), nan=-1.0).mean())

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..checks import CheckContext
 from ..records import CheckResult, Measure
-from .probes import PROBE_SIZE, input_notes, swap_candidates
+from .probes import PROBE_SIZE, input_notes, undone_swap
 
 CHECK = "contract"
 
@@ -46,17 +46,14 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
             thr = gate.thresholds(backend)
             need, close = float(thr["top1_agreement"]), float(thr["mean_abs_logit"])
             if top1 < need:
-                found = []
-                for text, undo in swap_candidates(probe.feed, specs):
-                    try:
-                        fixed = _logits(runner, undo(dict(probe.feed)))
-                    except Exception:  # e.g. a mask fed as token ids: out of range
-                        continue
-                    d, t = _agreement(ref, fixed, mask)
-                    if t >= need and d <= close:
-                        found.append((d, text, t))
-                if found:
-                    _, text, fixed_top1 = min(found)
+
+                def undone(feed: dict[str, np.ndarray]) -> tuple[float, float] | None:
+                    d, t = _agreement(ref, _logits(runner, feed), mask)
+                    return (d, t) if t >= need and d <= close else None
+
+                swap = undone_swap(probe.feed, specs, undone)
+                if swap is not None:
+                    text, fixed_top1 = swap
                     causes.append(f"{text} (probe of {len(probe.rows)} windows, {positions} "
                                   f"positions: next-token agreement {top1:.3f} as fed, "
                                   f"{fixed_top1:.3f} with the fault undone)")

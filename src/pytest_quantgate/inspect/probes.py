@@ -57,6 +57,28 @@ def swap_candidates(feed: Mapping[str, np.ndarray], declared: Mapping[str, objec
     return out
 
 
+def undone_swap(feed: Mapping[str, np.ndarray], declared: Mapping[str, object],
+                measure: Callable[[dict[str, np.ndarray]], tuple[float, float] | None]
+                ) -> tuple[str, float] | None:
+    """The swap of two inputs that, undone on the backend, brings it back, and what it
+    measured then. ``measure(feed)`` runs the backend on the swapped-back feed and gives (rank,
+    shown) when the backend is then within its own thresholds, None otherwise; the lowest rank
+    wins. A candidate the backend cannot even run (token ids fed as token types: out of the
+    model's range) is not the fault."""
+    found: list[tuple[float, str, float]] = []
+    for text, undo in swap_candidates(feed, declared):
+        try:
+            got = measure(undo(dict(feed)))
+        except Exception:
+            continue
+        if got is not None:
+            found.append((got[0], text, got[1]))
+    if not found:
+        return None
+    _, text, shown = min(found)
+    return text, shown
+
+
 def feed_candidates(feed: Mapping[str, np.ndarray], swaps: bool = True
                     ) -> list[tuple[str, Transform]]:
     """(description, transformation) of each wiring fault we can replay on the reference's

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
@@ -20,23 +20,16 @@ from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
 from ..gate import evaluate
 from ..progress import phase
-from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
-from .batching import Batch, batches, latency_feed, make_feed
+from .base import BackendRun, CheckReport, Judged, guarded, head_problem, too_long
+from .batching import Batch
 from .data import Example, read_examples
-from .text_classification import Shapes, predict_logits, spread_probe
+from .text_classification import Shapes, predict_logits
+from .text_inputs import TextInputs
 from .tokenizer import Encoded
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
-
-class Classification:
+class Classification(TextInputs):
     name = "text-classification"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.config = session.config
-        self.batch_cache: dict[Shapes, list[Batch]] = {}  # eval-set batches, padded once
-        self._feeds: dict[tuple[Shapes, int], dict[str, np.ndarray]] = {}  # timed batches
 
     # -- data --------------------------------------------------------------------------------
     @cached_property
@@ -53,14 +46,6 @@ class Classification:
         if any(e.label is None for e in self.examples):
             return None
         return np.array([e.label for e in self.examples], dtype=np.int64)
-
-    @property
-    def text_length(self) -> int:
-        return self.config.max_length
-
-    @property
-    def truncate_at(self) -> int:
-        return self.config.max_length
 
     @property
     def class_names(self) -> Sequence[str]:
@@ -94,28 +79,12 @@ class Classification:
 
     # -- building and running ----------------------------------------------------------------
     def build_context(self) -> BuildContext:
-        cfg, session = self.config, self.session
+        return self.text_build_context(num_labels=len(self.session.facts.labels))
 
-        def example_feed() -> dict[str, np.ndarray]:
-            items = self.encoded[:2]
-            return make_feed(items, session.encoder.pad_id, max(len(i) for i in items))
-
-        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
-            if cfg.calibration is None:
-                return
-            texts = [e.text for e in read_examples(cfg.calibration, session.facts.labels,
-                                                   require_label=False)]
-            for batch in batches(session.encoder.encode(texts), batch_size=cfg.batch_size,
-                                 padding="longest", pad_id=session.encoder.pad_id,
-                                 max_length=cfg.max_length):
-                yield batch.feed
-
-        return BuildContext(
-            model_dir=cfg.model, model_hash=session.model_hash, cache=session.cache,
-            max_length=cfg.max_length, num_labels=len(session.facts.labels),
-            vocab_size=session.facts.vocab_size, input_names=INPUT_NAMES,
-            example_feed=example_feed, calibration_batches=calibration_batches,
-            calibration_hash=session.data_hashes.get("calibration"), base_dir=cfg.base_dir)
+    def calibration_texts(self) -> list[str]:
+        assert self.config.calibration is not None
+        return [e.text for e in read_examples(self.config.calibration, self.session.facts.labels,
+                                              require_label=False)]
 
     def run(self, name: str, reference: Path) -> BackendRun:
         """Logits of every eval text, in order (the reference's are saved afterwards)."""
@@ -252,31 +221,6 @@ class Classification:
                                       f"one of {list(names)}", "use a label of the model's "
                                       "id2label"))
         return np.array([list(names).index(w) for w in wanted], dtype=np.int64)
-
-    # -- feeds for latency and the diagnostic checks -----------------------------------------
-    def timed_feed(self, shapes: Shapes, size: int) -> dict[str, np.ndarray]:
-        """The typical batch of the eval set (batching.latency_feed), built once per shapes and
-        size: every latency item at that size asks for it twice (its backend's and the
-        reference's)."""
-        cfg, key = self.config, (shapes, size)
-        if key not in self._feeds:
-            self._feeds[key] = latency_feed(
-                self.encoded, size, padding=cfg.padding, pad_id=self.session.encoder.pad_id,
-                max_length=cfg.max_length, static_length=shapes.static_length,
-                static_batch=shapes.static_batch)
-        return dict(self._feeds[key])  # a runner may replace an entry; the arrays are shared
-
-    def probe(self, runner: Runner, size: int) -> Probe:
-        """Up to ``size`` eval texts spread over the token lengths, padded as ``runner``
-        needs."""
-        encoded = self.encoded
-        rows, feed = spread_probe(encoded, runner, size, pad_id=self.session.encoder.pad_id,
-                                  max_length=self.config.max_length)
-        return Probe(rows, feed)
-
-    def rows_feed(self, rows: Sequence[int]) -> dict[str, np.ndarray] | None:
-        items = [self.encoded[i] for i in rows]
-        return make_feed(items, self.session.encoder.pad_id, max(len(i.ids) for i in items))
 
 
 def classification(task: object, check: str) -> Classification:

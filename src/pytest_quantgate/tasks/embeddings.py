@@ -16,8 +16,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from ..atomic import write_bytes_atomic, write_json_atomic
 from ..backends.base import BackendInfo, Runner
 from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
-from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, too_long
-from .batching import Batch, batches, latency_feed, make_feed
+from .base import BackendRun, CheckReport, Judged, guarded, too_long
+from .batching import Batch, make_feed
 from .embedding_gate import (
     Embedded,
     Queries,
@@ -38,75 +38,13 @@ from .embedding_gate import (
     structural_causes,
 )
 from .pooling import MODES, Pooling, pool, pooled_output, read_pooling
-from .text_classification import Shapes, shape_policy, spread_probe
+from .text_classification import Shapes, planned_batches, shape_policy
+from .text_files import Text, read_texts
+from .text_inputs import TextInputs
 from .tokenizer import Encoded
 
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 SAMPLED_QUERIES = 1000  # corpus texts used as queries when no queries file is given
 PADDING_PROBE = 8  # texts the padding diagnosis runs one at a time
-
-
-@dataclass(frozen=True)
-class Text:
-    """One line of a corpus or queries file."""
-
-    text: str
-    line: int
-    id: str | None = None
-    relevant: tuple[int | str, ...] | None = None  # queries: corpus indices or ids
-
-
-def read_texts(path: Path, what: str = "corpus") -> list[Text]:
-    """JSONL lines with "text" (and "id", "relevant"), or plain text one per line: JSONL when
-    the first non-empty line is a JSON object."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(problem(f"{what} file", str(path), "an existing text or JSONL file",
-                                "check the path in [tool.quantgate]"))
-    items: list[Text] = []
-    jsonl: bool | None = None
-    with path.open("rb") as handle:  # bytes: a line that is not UTF-8 is named by number
-        for number, data in enumerate(handle, start=1):
-            where = f"{path}:{number}"
-            try:
-                raw = data.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                raise DataError(problem(where, f"bytes that are not UTF-8 ({exc.reason} at "
-                                        f"byte {exc.start + 1} of the line)", "UTF-8 text",
-                                        "re-save the file as UTF-8")) from None
-            if not raw:
-                continue
-            if jsonl is None:
-                jsonl = raw.startswith("{")
-            if not jsonl:
-                items.append(Text(raw, number))
-                continue
-            items.append(_json_line(raw, where, number))
-    if not items:
-        raise DataError(problem(f"{what} file", f"{path} (no texts)", "at least one text",
-                                "fill the file or point the config at another one"))
-    return items
-
-
-def _json_line(raw: str, where: str, number: int) -> Text:
-    try:
-        record = json.loads(raw)
-    except ValueError as exc:
-        raise DataError(problem(where, raw[:60], 'a JSON object like {"text": "..."}',
-                                f"fix that line ({exc})")) from None
-    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-        raise DataError(problem(f"{where}: text", record if not isinstance(record, dict)
-                                else record.get("text"), "a string under the key 'text'",
-                                "fix that line"))
-    ident = record.get("id")
-    relevant = record.get("relevant")
-    if relevant is not None and (not isinstance(relevant, list) or not all(
-            isinstance(r, (int, str)) and not isinstance(r, bool) for r in relevant)):
-        raise DataError(problem(f"{where}: relevant", relevant, "a list of corpus indices "
-                                "(0-based lines of the corpus's texts) or corpus ids",
-                                'write e.g. "relevant": [3, 17]'))
-    return Text(record["text"], number, None if ident is None else str(ident),
-                None if relevant is None else tuple(relevant))
 
 
 class DimensionNames(Sequence[str]):
@@ -126,14 +64,8 @@ class DimensionNames(Sequence[str]):
         return f"dim {index % self._size}"
 
 
-class Embeddings:
+class Embeddings(TextInputs):
     name = "embeddings"
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.config = session.config
-        self.batch_cache: dict[Shapes, list[Batch]] = {}
-        self._feeds: dict[tuple[Shapes, int], dict[str, np.ndarray]] = {}
 
     # -- data --------------------------------------------------------------------------------
     @cached_property
@@ -191,14 +123,6 @@ class Embeddings:
             rows.append(row)
         return np.unique(np.asarray(rows, dtype=np.int64))
 
-    @property
-    def text_length(self) -> int:
-        return self.config.max_length
-
-    @property
-    def truncate_at(self) -> int:
-        return self.config.max_length
-
     @cached_property
     def class_names(self) -> Sequence[str]:
         ref = self.session.run(self.config.reference)
@@ -227,28 +151,11 @@ class Embeddings:
 
     # -- building and running ----------------------------------------------------------------
     def build_context(self) -> BuildContext:
-        cfg, session = self.config, self.session
+        return self.text_build_context(num_labels=0)
 
-        def example_feed() -> dict[str, np.ndarray]:
-            items = self.encoded[:2]
-            return make_feed(items, session.encoder.pad_id, max(len(i) for i in items))
-
-        def calibration_batches() -> Iterator[dict[str, np.ndarray]]:
-            if cfg.calibration is None:
-                return
-            texts = [t.text for t in read_texts(cfg.calibration, "calibration")]
-            for batch in batches(session.encoder.encode(texts), batch_size=cfg.batch_size,
-                                 padding="longest", pad_id=session.encoder.pad_id,
-                                 max_length=cfg.max_length):
-                yield batch.feed
-
-        return BuildContext(
-            model_dir=cfg.model, model_hash=session.model_hash, cache=session.cache,
-            max_length=cfg.max_length, num_labels=0, vocab_size=session.facts.vocab_size,
-            input_names=INPUT_NAMES, example_feed=example_feed,
-            calibration_batches=calibration_batches,
-            calibration_hash=session.data_hashes.get("calibration"), base_dir=cfg.base_dir,
-            task=self.name)
+    def calibration_texts(self) -> list[str]:
+        assert self.config.calibration is not None
+        return [t.text for t in read_texts(self.config.calibration, "calibration")]
 
     def run(self, name: str, reference: Path) -> BackendRun:
         """The vectors of every text, in order (the reference's are saved afterwards, with its
@@ -266,15 +173,9 @@ class Embeddings:
                batch_cache: dict[Shapes, list[Batch]] | None = None,
                alternatives: bool = False) -> tuple[Embedded, Shapes]:
         cfg = self.config
-        shapes = shape_policy(runner, cfg.padding, cfg.batch_size)
-        planned = batch_cache.get(shapes) if batch_cache is not None else None
-        if planned is None:
-            planned = list(batches(items, batch_size=cfg.batch_size, padding=cfg.padding,
-                                   pad_id=self.session.encoder.pad_id, max_length=cfg.max_length,
-                                   static_length=shapes.static_length,
-                                   static_batch=shapes.static_batch))
-            if batch_cache is not None:
-                batch_cache[shapes] = planned
+        planned, shapes = planned_batches(runner, items, batch_size=cfg.batch_size,
+                                          padding=cfg.padding, pad_id=self.session.encoder.pad_id,
+                                          max_length=cfg.max_length, batch_cache=batch_cache)
         out: np.ndarray | None = None
         others: dict[str, np.ndarray] = {}
         named, pooled_here = "", True
@@ -433,27 +334,7 @@ class Embeddings:
                          and not (r.check == "retrieval" and len(texts) < 3)]
         return CheckReport(tuple(texts), ref.vectors, outputs, results), failures
 
-    # -- feeds for latency and the diagnostic checks -----------------------------------------
-    def timed_feed(self, shapes: Shapes, size: int) -> dict[str, np.ndarray]:
-        """The typical batch of the corpus (batching.latency_feed), once per shapes and size."""
-        cfg, key = self.config, (shapes, size)
-        if key not in self._feeds:
-            self._feeds[key] = latency_feed(
-                self.encoded, size, padding=cfg.padding, pad_id=self.session.encoder.pad_id,
-                max_length=cfg.max_length, static_length=shapes.static_length,
-                static_batch=shapes.static_batch)
-        return dict(self._feeds[key])
-
-    def probe(self, runner: Runner, size: int) -> Probe:
-        """Up to ``size`` corpus texts spread over the token lengths, padded as ``runner``
-        needs."""
-        encoded = self.encoded[: len(self.corpus)]
-        rows, feed = spread_probe(encoded, runner, size, pad_id=self.session.encoder.pad_id,
-                                  max_length=self.config.max_length)
-        return Probe(rows, feed)
-
-    def rows_feed(self, rows: Sequence[int]) -> dict[str, np.ndarray] | None:
-        items = [self.encoded[i] for i in rows]
-        return make_feed(items, self.session.encoder.pad_id, max(len(i.ids) for i in items))
-
-
+    @property
+    def probe_items(self) -> Sequence[Encoded]:
+        """The corpus only: a probe's rows are corpus texts."""
+        return self.encoded[: len(self.corpus)]

@@ -21,20 +21,11 @@ from ..backends.registry import BuildContext
 from ..errors import BackendUnavailable, ConfigError, DataError, problem
 from ..progress import phase
 from .base import BackendRun, CheckReport, Judged, Probe, Session, guarded, head_problem, too_long
-from .causal_lm import (
-    INPUT_NAMES,
-    Source,
-    Tally,
-    final_logits,
-    iter_windows,
-    lm_latency_feed,
-    make_lm_feed,
-    run_pass,
-    window_batches,
-)
+from .causal_lm import INPUT_NAMES, Tally, final_logits, lm_latency_feed, run_pass
 from .corpus import iter_documents
 from .lm_gate import evaluate_lm
 from .lm_reference import ReferenceReader, ReferenceWriter
+from .lm_windows import Source, iter_windows, make_lm_feed, window_batches
 from .text_classification import Shapes, shape_policy
 
 

@@ -34,6 +34,24 @@ def shape_policy(runner: Runner, padding: str, batch_size: int) -> Shapes:
     return Shapes(used, batch or batch_size, length, batch)  # type: ignore[arg-type]
 
 
+def planned_batches(runner: Runner, items: Sequence[Encoded], *, batch_size: int, padding: str,
+                    pad_id: int, max_length: int,
+                    batch_cache: dict[Shapes, list[Batch]] | None = None
+                    ) -> tuple[list[Batch], Shapes]:
+    """The padded batches of ``items`` as ``runner``'s shapes need them, and those shapes;
+    kept in ``batch_cache`` per shape policy, so a gate of many backends pads its inputs once
+    (pass a fresh dict per list of items)."""
+    shapes = shape_policy(runner, padding, batch_size)
+    planned = batch_cache.get(shapes) if batch_cache is not None else None
+    if planned is None:
+        planned = list(batches(items, batch_size=batch_size, padding=padding, pad_id=pad_id,
+                               max_length=max_length, static_length=shapes.static_length,
+                               static_batch=shapes.static_batch))
+        if batch_cache is not None:
+            batch_cache[shapes] = planned
+    return planned, shapes
+
+
 def predict_logits(
     runner: Runner,
     items: Sequence[Encoded],
@@ -52,14 +70,9 @@ def predict_logits(
     its inputs once (pass a fresh dict per list of items). ``on_batch(n)`` follows each batch
     of ``n`` inputs (progress.py).
     """
-    shapes = shape_policy(runner, padding, batch_size)
-    planned = batch_cache.get(shapes) if batch_cache is not None else None
-    if planned is None:
-        planned = list(batches(items, batch_size=batch_size, padding=padding, pad_id=pad_id,
-                               max_length=max_length, static_length=shapes.static_length,
-                               static_batch=shapes.static_batch))
-        if batch_cache is not None:
-            batch_cache[shapes] = planned
+    planned, shapes = planned_batches(runner, items, batch_size=batch_size, padding=padding,
+                                      pad_id=pad_id, max_length=max_length,
+                                      batch_cache=batch_cache)
     out: np.ndarray | None = None
     for batch in planned:
         outputs = runner.infer(batch.feed)
