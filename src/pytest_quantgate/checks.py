@@ -104,13 +104,12 @@ def load_specs() -> None:
     _LOADED.append(True)
     for module in _SPEC_MODULES:
         importlib.import_module(module)
-    from importlib.metadata import entry_points
+    from .extensions import registered
 
-    for ep in entry_points(group=ENTRY_POINTS):
-        value = ep.load()  # a module registers on import; a spec (or list) is registered here
-        for spec in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(spec, CheckSpec) and spec.name not in EXTRA_CHECKS:
-                register(spec)
+    # A module registers on import; a spec (or a list of them) is registered here.
+    for spec in registered(ENTRY_POINTS, CheckSpec, modules=True):
+        if spec.name not in EXTRA_CHECKS:
+            register(spec)
 
 
 # Modules whose import registers CheckSpecs. Each must stay import-light (no numpy-heavy work,

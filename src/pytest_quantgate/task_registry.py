@@ -44,13 +44,11 @@ BUILTIN: dict[str, TaskSpec] = {spec.name: spec for spec in (
 @functools.cache
 def all_tasks() -> dict[str, TaskSpec]:
     """Built-in tasks plus those registered by installed packages' entry points."""
-    from importlib.metadata import entry_points
+    from .extensions import registered
 
     tasks = dict(BUILTIN)
-    for ep in entry_points(group="pytest_quantgate.tasks"):
-        spec = ep.load()
-        if isinstance(spec, TaskSpec):
-            tasks.setdefault(spec.name, spec)
+    for spec in registered("pytest_quantgate.tasks", TaskSpec):
+        tasks.setdefault(spec.name, spec)
     return tasks
 
 

@@ -216,13 +216,11 @@ COMMON = {
 @functools.cache
 def all_kinds() -> dict[str, BackendKind]:
     """Built-in kinds plus those registered by installed packages' entry points."""
-    from importlib.metadata import entry_points
+    from ..extensions import registered
 
     kinds = dict(BUILTIN)
-    for ep in entry_points(group="pytest_quantgate.backends"):
-        kind = ep.load()
-        if isinstance(kind, BackendKind):
-            kinds.setdefault(kind.kind, kind)
+    for kind in registered("pytest_quantgate.backends", BackendKind):
+        kinds.setdefault(kind.kind, kind)
     return kinds
 
 

@@ -71,6 +71,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     note = narrowed_note(config)
     if note:
         lines.append(f"quantgate: {note}")
+    from ..checks import load_specs
+    from ..extensions import PROBLEMS
+
+    load_specs()  # the checks' entry points too (tasks' and kinds' were read at start-up)
+    lines += [f"quantgate: {line}" for line in PROBLEMS]
     if st.config is None:
         return lines
     lines += [f"quantgate: {guess.header_line(name)}"

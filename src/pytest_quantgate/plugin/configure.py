@@ -8,6 +8,7 @@ import pytest
 
 from ..config import FIELDS, load
 from ..errors import ConfigError, QuantgateError
+from ..extensions import PROBLEMS
 from ..project_file import nearest_pyproject, read_table
 from .state import State
 
@@ -56,4 +57,6 @@ def load_config(config: pytest.Config, st: State) -> None:
         st.config = load(table, base_dir=path.parent, cli=cli,
                          cli_dir=config.invocation_params.dir, source=str(path.name))
     except (ConfigError, QuantgateError) as exc:
-        raise pytest.UsageError(f"quantgate: {exc}") from None
+        # An extension left out is often why a task or kind is unknown: say so beside it.
+        lines = [str(exc), *PROBLEMS]
+        raise pytest.UsageError("\n".join(f"quantgate: {line}" for line in lines)) from None
