@@ -1,5 +1,6 @@
 """tasks/pooling.py and tasks/embedding_gate.py on hand-made vectors: pooling as
-sentence-transformers does it, the verdicts of embedding and retrieval, the structural causes."""
+sentence-transformers does it, the verdicts of embedding and retrieval, the structural causes
+and the padding cause."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import numpy as np
 import pytest
 
 from pytest_quantgate.errors import DataError
+from pytest_quantgate.records import CheckResult
 from pytest_quantgate.tasks.embedding_gate import (
     Embedded,
     Queries,
     _recall,
     cosines,
     evaluate_embeddings,
+    padding_cause,
     structural_causes,
 )
 from pytest_quantgate.tasks.pooling import normalise, pool, read_pooling
@@ -78,7 +81,8 @@ def _queries(n_corpus: int = 40, relevant: bool = False) -> Queries:
     return Queries(rows, n_corpus, rows, rel, "the corpus")
 
 
-def _judge(out: np.ndarray, precision: str = "int8", **queries: bool):
+def _judge(out: np.ndarray, precision: str = "int8", **queries: bool
+           ) -> tuple[dict[str, CheckResult], dict[str, float]]:
     ref = Embedded(CORPUS, "last_hidden_state", True)
     return evaluate_embeddings(backend="cand", thresholds=resolve("cand", precision, {},
                                                                   task="embeddings"),
@@ -133,3 +137,49 @@ def test_recall_is_capped_at_k() -> None:
     assert _recall(top, [np.array([0, 1, 2, 3, 4])]).tolist() == [1.0]  # 3 of min(3, 5)
     assert _recall(top, [np.array([2, 9])]).tolist() == [0.5]
     assert _recall(top, [np.array([], dtype=int)]).tolist() == [1.0]  # nothing to find
+
+
+# -- the padding cause ---------------------------------------------------------------------------
+PROBE = normalise(np.random.default_rng(1).normal(size=(8, 16)))  # the reference's vectors
+
+
+def _at_cosine(reference: np.ndarray, cosine: float, seed: int) -> np.ndarray:
+    """Vectors at exactly ``cosine`` to each reference row: the row turned towards a random
+    direction orthogonal to it."""
+    other = np.random.default_rng(seed).normal(size=reference.shape)
+    other -= (other * reference).sum(axis=1, keepdims=True) * reference
+    other = normalise(other)
+    return cosine * reference + np.sqrt(1.0 - cosine ** 2) * other
+
+
+def test_a_backend_right_alone_and_wrong_padded_is_named() -> None:
+    padded = _at_cosine(PROBE, 0.9, seed=2)  # padded positions leak into attention
+    cause = padding_cause(padded, PROBE.copy(), PROBE)
+    assert cause is not None
+    assert cause.startswith("the backend's vectors change with the padding of the batch: mean "
+                            "cosine 1.0000 to the reference for texts run one at a time, 0.9000 "
+                            "batched with padding; padded positions leak into attention"), cause
+    # right alone within an INT8 backend's drift (0.998), still far off padded: named too
+    int8 = padding_cause(_at_cosine(PROBE, 0.95, seed=3), _at_cosine(PROBE, 0.998, seed=4), PROBE)
+    assert int8 is not None and "0.9980 to the reference for texts run one at a time" in int8
+
+
+def test_a_backend_equally_right_both_ways_is_not_named() -> None:
+    assert padding_cause(PROBE.copy(), PROBE.copy(), PROBE) is None
+    # float noise of its own on either side (an FP16 backend): no gap to explain
+    assert padding_cause(_at_cosine(PROBE, 0.9999, seed=5), _at_cosine(PROBE, 0.9999, seed=6),
+                         PROBE) is None
+
+
+def test_a_backend_wrong_both_ways_drifts_and_is_not_named() -> None:
+    """Wrong one at a time as much as batched: the drift is the backend's, not the padding's."""
+    assert padding_cause(_at_cosine(PROBE, 0.9, seed=7), _at_cosine(PROBE, 0.9, seed=8),
+                         PROBE) is None
+    # a little worse padded, but wrong alone already: the padding does not explain the failure
+    assert padding_cause(_at_cosine(PROBE, 0.8, seed=9), _at_cosine(PROBE, 0.9, seed=10),
+                         PROBE) is None
+
+
+def test_no_probe_texts_name_no_padding_cause() -> None:
+    empty = np.empty((0, 16))
+    assert padding_cause(empty, empty, empty) is None
