@@ -8,12 +8,21 @@ never the weights' bytes) and an integer compute op means ``int8``; float16 (bfl
 making up most of the float weights mean ``fp16`` (``bf16``); anything else stays ``fp32``. A
 declared ``precision`` always wins. Light on purpose: ``onnx`` is imported only inside
 ``infer_precision``, and not at all where the ``onnx`` extra is missing.
+
+The config is loaded on every pytest run of a project with a ``[tool.quantgate]`` table, with
+``--quantgate`` or without: importing onnx and parsing a large export costs ~1 s (0.84 s for a
+436 MB file) that a plain ``pytest tests/unit`` would pay each time. So ``cached_precisions``
+keeps each inferred precision in ``<cache_dir>/onnx-precision.json``, keyed by the file's
+resolved path and stat, and a run where the file is unchanged neither imports onnx nor reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +86,109 @@ def infer_precision(path: Path) -> InferredPrecision:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return InferredPrecision("fp32", False, f"{path.name} is not a readable ONNX model: {first}")
     return precision_of_model(proto)
+
+
+# The cache of inferred precisions, in the config's cache_dir. An entry is only reused under the
+# FORMAT, plugin version and source of this module that wrote it; bump FORMAT when what an entry
+# holds changes.
+CACHE_FILE = "onnx-precision.json"
+CACHE_FORMAT = 1
+_PRECISIONS = frozenset({"fp32", "fp16", "bf16", "int8"})
+
+
+def cached_precisions(paths: Iterable[Path], cache_dir: Path) -> dict[Path, InferredPrecision]:
+    """``infer_precision`` of each of ``paths``, reusing what ``cache_dir`` holds for a file
+    whose resolved path, size, mtime and ctime are unchanged since it was inferred.
+
+    Never an error because of the cache: a corrupt, unreadable or unwritable cache only means the
+    files are read again. Only what was inferred is kept: "onnx is not installed" or "not a
+    readable model" must be tried again next run, when the extra or the file may be fixed. The
+    cache file (and ``cache_dir``) is written only when something new was inferred."""
+    out: dict[Path, InferredPrecision] = {}
+    todo = list(dict.fromkeys(paths))
+    if not todo:
+        return out
+    cache = Path(cache_dir) / CACHE_FILE
+    stamp = _cache_stamp()
+    known = _read_cache(cache, stamp)
+    fresh: dict[str, dict[str, Any]] = {}
+    for path in todo:
+        # Stat before reading: a file replaced while it is parsed is stored under the old stat,
+        # which the new file does not match, so the next run reads it again.
+        key, stat = _file_key(path)
+        entry = known.get(key) if key is not None else None
+        hit = _entry_precision(entry, stat)
+        if hit is not None:
+            out[path] = hit
+            continue
+        out[path] = result = infer_precision(path)
+        if result.inferred and key is not None:
+            fresh[key] = {"stat": stat, **result.to_dict()}
+    if fresh:
+        _write_cache(cache, stamp, fresh)
+    return out
+
+
+def _cache_stamp() -> dict[str, Any]:
+    """What a cache entry is only valid under. The plugin's version is read from its metadata
+    (a few ms: pytest has already imported importlib.metadata to load its plugins)."""
+    from .. import __version__
+
+    # This module's source too: an editable install keeps its version number when the rules
+    # above change (the adversarial corpus's key does the same with the code that draws).
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    return {"format": CACHE_FORMAT, "version": __version__, "code": code}
+
+
+def _file_key(path: Path) -> tuple[str | None, list[int]]:
+    """The resolved path and [size, mtime_ns, ctime_ns] of ``path``; (None, []) when it cannot be
+    stat'ed (it is then inferred, and not cached). ctime too: a rewrite that keeps the size and
+    sets the mtime back (a copy with preserved times) still changes it."""
+    try:
+        resolved = Path(path).resolve()
+        st = resolved.stat()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on older Pythons
+        return None, []
+    return str(resolved), [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _read_cache(cache: Path, stamp: dict[str, Any]) -> dict[str, Any]:
+    """The entries of the cache file, by resolved path; empty when it is missing, unreadable,
+    not ours, or written under another stamp (another format or plugin version)."""
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: bad JSON or bad UTF-8; both mean "start over"
+        return {}
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in stamp.items()):
+        return {}
+    entries = data.get("files")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _entry_precision(entry: Any, stat: list[int]) -> InferredPrecision | None:
+    """The cached result in ``entry`` if it is well formed and for a file with ``stat``."""
+    if not isinstance(entry, dict) or not stat or entry.get("stat") != stat:
+        return None
+    precision, inferred, why = entry.get("precision"), entry.get("inferred"), entry.get("why")
+    if precision not in _PRECISIONS or inferred is not True or not isinstance(why, str):
+        return None
+    return InferredPrecision(precision, True, why)
+
+
+def _write_cache(cache: Path, stamp: dict[str, Any], fresh: dict[str, dict[str, Any]]) -> None:
+    """Merge ``fresh`` into the cache file as it is now (pytest-xdist workers each load the
+    config and may write at once: each write is an atomic replace, the last one wins, and an
+    entry another worker wrote in between is at worst inferred again). Entries of files that are
+    gone are dropped, so the file does not grow with every temporary path. A cache_dir that
+    cannot be created or written leaves the run uncached, not broken."""
+    from ..atomic import write_json_atomic
+
+    files = {k: v for k, v in _read_cache(cache, stamp).items() if os.path.exists(k)}
+    files.update(fresh)
+    try:
+        write_json_atomic(cache, {**stamp, "files": files})
+    except OSError:
+        pass
 
 
 def precision_of_model(proto: Any) -> InferredPrecision:
