@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .backends.onnx_precision import InferredPrecision, infer_precision, user_file
+from .backends.onnx_precision import InferredPrecision, cached_precisions, user_file
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
@@ -85,6 +85,11 @@ FIELDS: tuple[Field, ...] = (
           "indices or ids]} per line or plain text (default: a sample of the corpus's texts)"),
     Field("cache_dir", "path", ".quantgate-cache", "where built artifacts and reference outputs "
           "are kept"),
+    # 14: a branch left for a week or two still finds its artifacts; a model that changes each
+    # week keeps two or three generations (fp32, fp16 and int8 of a base-size model: ~1 GB each).
+    Field("cache_max_age_days", "int", 14, "days a cache entry (built artifact, reference "
+          "outputs) may go unused before a run removes it at its end (0: never remove)",
+          minimum=0),
     Field("json", "path", None, "write the JSON report here"),
     Field("expect_fail", "list", [], "backends known to fail: their items are xfail(strict)"),
     Field("worst", "int", 5, "worst inputs shown per failing check", minimum=0),
@@ -161,6 +166,7 @@ class Config:
     pooling: str = "auto"  # embeddings (tasks/embeddings.py)
     normalize: bool | None = None
     queries: Path | None = None
+    cache_max_age_days: int = 14  # cache.prune, at the end of a session (plugin/finish.py)
     # Declared in [[tool.quantgate.backend]] but left out of an explicit `backends` list: not
     # gated, and the run says so in its header (a declaration alone used to be silently unused).
     unselected: tuple[str, ...] = ()
@@ -282,7 +288,8 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                       "a backend name or glob that matches a backend (e.g. "
                                       f"{known[0]!r}, \"*-int8-*\")" if known else "a backend name",
                                       "fix the pattern or remove the table"))
-    inferred = _infer_precisions(declared, names, table.get("backend", []), base_dir)
+    inferred = _infer_precisions(declared, names, table.get("backend", []), base_dir,
+                                 values["cache_dir"])
     chosen = values["backends"] is not None  # an explicit list: declared extras are not gated
     unselected = tuple(n for n in declared if chosen and n not in backends
                        and n != values["reference"])
@@ -306,27 +313,33 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         adversarial_profile=values["adversarial_profile"],
         window=values["window"], stride=values["stride"], unselected=unselected,
         pooling=values["pooling"], normalize=values["normalize"], queries=values["queries"],
-        inferred_precision=inferred,
+        cache_max_age_days=values["cache_max_age_days"], inferred_precision=inferred,
     )
 
 
 def _infer_precisions(declared: dict[str, BackendDecl], names: list[str], entries: list[Any],
-                      base_dir: Path) -> dict[str, InferredPrecision]:
+                      base_dir: Path, cache_dir: Path) -> dict[str, InferredPrecision]:
     """Set the precision of each gated user ONNX file that declares none from its graph, here
     rather than when it is built, so that its thresholds (and the fixtures') follow it.
 
-    A file that does not exist is left at fp32 and unread: building it fails with the path."""
+    This runs on every pytest run of the project, --quantgate or not, so the results are cached
+    in cache_dir (onnx_precision.cached_precisions): an unchanged file is not parsed again and
+    onnx not imported. A file that does not exist is left at fp32 and unread: building it fails
+    with the path."""
     explicit = {e["name"] for e in entries if "precision" in e}  # validated: tables with a name
-    out: dict[str, InferredPrecision] = {}
+    paths: dict[str, Path] = {}
     for name in dict.fromkeys(names):
         decl = declared[name]
         if decl.kind != "onnx" or name in explicit:
             continue
         path = user_file(decl.options.get("path"), base_dir)
-        if not path.is_file():
-            continue
-        out[name] = infer_precision(path)
-        declared[name] = replace(decl, precision=out[name].precision)
+        if path.is_file():
+            paths[name] = path
+    found = cached_precisions(paths.values(), cache_dir)
+    out: dict[str, InferredPrecision] = {}
+    for name, path in paths.items():
+        out[name] = found[path]
+        declared[name] = replace(declared[name], precision=out[name].precision)
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cache import hash_parts
+from .cache import hash_parts, mark_used
 
 if TYPE_CHECKING:
     from .tasks.base import Session, Task
@@ -43,4 +43,10 @@ def corpus_parts(session: Session, task: Task) -> dict[str, Any]:
 
 
 def reference_dir(session: Session, task: Task) -> Path:
-    return session.config.cache_dir / "reference" / hash_parts(reference_parts(session, task))[:24]
+    """The folder of the reference's outputs, stamped as used (cache.mark_used): the session
+    asks once, before it loads or writes them, so the stamp that pruning reads is refreshed on
+    every hit; a folder that does not exist yet is stamped by nothing and is as old as its
+    files (cache.last_used)."""
+    folder = session.config.cache_dir / "reference" / hash_parts(reference_parts(session, task))[:24]
+    mark_used(folder)
+    return folder

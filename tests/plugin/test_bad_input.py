@@ -191,6 +191,7 @@ CASES = [
          ("pyproject.toml [tool.quantgate]: key: got 'batchsize', expected one of "
           "['adversarial_budget', 'adversarial_max_examples', 'adversarial_profile', "
           "'adversarial_seed', 'backend', 'backends', 'batch_size', 'cache_dir', "
+          "'cache_max_age_days', "
           "'calibration', 'compare', 'eval', 'expect_fail', 'html', 'inconclusive', 'inspect', "
           "'json', "
           "'latency', 'latency_batch_sizes', 'latency_rounds', 'latency_seconds', "

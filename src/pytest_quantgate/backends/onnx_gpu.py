@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..cache import mark_used
 from ..errors import BackendError, problem
 from . import ort_placement as placement
 from .base import BackendInfo
@@ -110,6 +111,9 @@ def trt_provider_options(decl: BackendDecl, ctx: BuildContext, profile: Profile,
     """TensorRT provider options: precision, profile, engine cache under the artifact cache."""
     cache_dir = Path(ctx.cache.root) / "onnx-trt-engines" / key
     cache_dir.mkdir(parents=True, exist_ok=True)
+    # TensorRT writes its engines here itself; the stamp makes the folder an entry that pruning
+    # dates by its use like the export it belongs to (cache.prune), instead of one kept forever.
+    mark_used(cache_dir)
     return {**device, "trt_fp16_enable": decl.kind == "onnx-trt-fp16",
             "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),
             **profile.ort_trt_options(inputs)}

@@ -120,20 +120,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         from .summary import write_summary
 
         write_summary(terminalreporter, st)
+    if st is not None:
+        from .summary import write_cache_line
+
+        write_cache_line(terminalreporter, st)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     st = session.config.stash.get(STATE_KEY, None)
-    if st is None or not st.enabled:
+    if st is None:
         return
     from .xdist import is_worker, send
 
     if is_worker(session.config):
-        send(session.config, st)  # the controller renders and writes everything
-        return
-    from .finish import finish
+        if st.enabled:
+            send(session.config, st)  # the controller renders and writes everything
+        return  # and prunes the cache, once every worker is done with it
+    from .finish import finish, prune_cache
 
-    finish(st)
+    if st.enabled:
+        finish(st)
+    prune_cache(st, exitstatus)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -25,3 +25,12 @@ def write_summary(reporter: pytest.TerminalReporter, st: State) -> None:
 
     write_latency(reporter, st)
     write_comparison(reporter, st)
+
+
+def write_cache_line(reporter: pytest.TerminalReporter, st: State) -> None:
+    """The cache's one line, when the session's end removed stale entries (finish.prune_cache):
+    after the table, or alone when no gate item ran (a run of the fixtures only)."""
+    from .finish import PRUNED
+
+    if PRUNED in st.outcomes:
+        reporter.write_line(st.outcomes[PRUNED])
