@@ -166,7 +166,7 @@ class Config:
     pooling: str = "auto"  # embeddings (tasks/embeddings.py)
     normalize: bool | None = None
     queries: Path | None = None
-    cache_max_age_days: int = 14  # cache.prune, at the end of a session (plugin/finish.py)
+    cache_max_age_days: int = 14  # cache_pruning.prune, at the end of a session (plugin/finish.py)
     # Declared in [[tool.quantgate.backend]] but left out of an explicit `backends` list: not
     # gated, and the run says so in its header (a declaration alone used to be silently unused).
     unselected: tuple[str, ...] = ()

@@ -46,7 +46,7 @@ def reference_dir(session: Session, task: Task) -> Path:
     """The folder of the reference's outputs, stamped as used (cache.mark_used): the session
     asks once, before it loads or writes them, so the stamp that pruning reads is refreshed on
     every hit; a folder that does not exist yet is stamped by nothing and is as old as its
-    files (cache.last_used)."""
+    files (cache_pruning.last_used)."""
     folder = session.config.cache_dir / "reference" / hash_parts(reference_parts(session, task))[:24]
     mark_used(folder)
     return folder

@@ -40,13 +40,13 @@ def _cache_lines(result: pytest.RunResult) -> list[str]:
     return [line for line in result.stdout.lines if line.startswith("quantgate cache:")]
 
 
-# The project's conftest.py: who calls cache.prune (the serial run or the controller, never a
+# The project's conftest.py: who calls cache_pruning.prune (the serial run or the controller, never a
 # pytest-xdist worker, which would remove what another worker may still be loading).
 SPY = """
 import os
 from pathlib import Path
 
-import pytest_quantgate.cache as cache
+import pytest_quantgate.cache_pruning as cache
 
 real = cache.prune
 

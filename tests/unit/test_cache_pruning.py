@@ -1,4 +1,4 @@
-"""Pruning of the cache (cache.prune): entries unused for ``cache_max_age_days`` are removed at
+"""Pruning of the cache (cache_pruning.prune): entries unused for ``cache_max_age_days`` are removed at
 the end of a session; recent ones, this process's, locked ones and anything not an entry stay.
 
 Fake entries only (a few bytes each), dated by setting their stamp's or files' mtimes."""
@@ -14,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_quantgate import cache
+from pytest_quantgate import cache, cache_pruning
 from pytest_quantgate.atomic import TMP, locked
-from pytest_quantgate.cache import (
-    DAY,
-    META,
-    USED,
-    ArtifactCache,
-    Pruned,
-    last_used,
-    mark_used,
-    prune,
-)
+from pytest_quantgate.cache import META, USED, ArtifactCache, mark_used
+from pytest_quantgate.cache_pruning import DAY, Pruned, last_used, prune
 
 NOW = time.time()
 
@@ -213,7 +205,7 @@ def test_an_interrupted_removal_leaves_no_entry_that_loads(tmp_path: Path,
         (Path(path) / "details.json").unlink()  # half deleted, then the run is stopped
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.shutil, "rmtree", killed)
+    monkeypatch.setattr(cache_pruning.shutil, "rmtree", killed)
     with pytest.raises(KeyboardInterrupt):
         prune(tmp_path, 14, now=NOW)
     monkeypatch.undo()
@@ -240,7 +232,7 @@ def test_a_failed_rename_keeps_the_entry(tmp_path: Path, monkeypatch: pytest.Mon
     def refused(src: object, dst: object) -> None:
         raise PermissionError(13, "Permission denied", str(src))
 
-    monkeypatch.setattr(cache.os, "rename", refused)
+    monkeypatch.setattr(cache_pruning.os, "rename", refused)
     assert prune(tmp_path, 14, now=NOW).removed == ()
     monkeypatch.undo()
     assert (old / "model.onnx").is_file() and leftovers(tmp_path) == []

@@ -112,7 +112,7 @@ def trt_provider_options(decl: BackendDecl, ctx: BuildContext, profile: Profile,
     cache_dir = Path(ctx.cache.root) / "onnx-trt-engines" / key
     cache_dir.mkdir(parents=True, exist_ok=True)
     # TensorRT writes its engines here itself; the stamp makes the folder an entry that pruning
-    # dates by its use like the export it belongs to (cache.prune), instead of one kept forever.
+    # dates by its use like the export it belongs to (cache_pruning.prune), instead of one kept forever.
     mark_used(cache_dir)
     return {**device, "trt_fp16_enable": decl.kind == "onnx-trt-fp16",
             "trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir),

@@ -74,7 +74,7 @@ def _cannot(what: str, path: Path, exc: OSError) -> str:
 
 
 def prune_cache(st: State, exitstatus: int | pytest.ExitCode) -> None:
-    """Remove the cache entries unused for ``cache_max_age_days`` (cache.prune).
+    """Remove the cache entries unused for ``cache_max_age_days`` (cache_pruning.prune).
 
     Here because this is the one process that outlives every use of the cache in the session:
     the serial run, or the pytest-xdist controller once its workers are down (a worker never
@@ -89,7 +89,7 @@ def prune_cache(st: State, exitstatus: int | pytest.ExitCode) -> None:
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return
-    from ..cache import prune
+    from ..cache_pruning import prune
 
     try:
         pruned = prune(cfg.cache_dir, cfg.cache_max_age_days)
