@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
@@ -36,13 +35,11 @@ from .atomic import TMP, locked, remove_orphans, write_json_atomic
 from .errors import DataError, problem
 from .progress import blocking
 
-log = logging.getLogger(__name__)
-
 META = "quantgate-artifact.json"
 # The entry's last use is this empty file's mtime: one utime per hit (a warm session loads its
 # artifacts in microseconds; rewriting a timestamp would be a write and a rename each). Made on
 # the first hit, not by the build: until then the metadata file, written last, dates the entry
-# as well (last_used), and the folder holds exactly what the build wrote. Never in the file
+# as well (cache_pruning.last_used), and the folder holds exactly what the build wrote. Never in the file
 # records, so never checked as part of the artifact; a dot name, so hash_path skips it too.
 USED = ".quantgate-used"
 
