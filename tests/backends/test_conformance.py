@@ -223,6 +223,30 @@ def test_swapped_export_is_wrong_and_keeps_its_input_names(backends: Backends, d
     runner.close()
 
 
+def test_a_failure_expected_by_a_probe_logs_nothing(backends: Backends, tmp_path: Path,
+                                                    capfd: pytest.CaptureFixture[str]) -> None:
+    """ONNX Runtime logs a failing run in C++ to stderr. The contract probe tries candidate
+    faults, some of which cannot run; under quiet_failures the failure still raises, and no
+    error line reaches the user's terminal."""
+    from onnx_graphs import save, token_classifier
+
+    backends.skip_if_unavailable(USER_ONNX)
+    path = save(token_classifier(10, kind="fp32"), tmp_path / "tiny.onnx")
+    runner = registry.create_runner(registry.declare("tiny", "onnx", {"path": str(path)}, "t"),
+                                    backends.ctx).activate()
+    out_of_range = {"input_ids": np.full((1, 4), 99, dtype=np.int64)}  # 10 embedding rows
+    capfd.readouterr()
+    with pytest.raises(BackendError, match="inference"):
+        runner.infer(out_of_range)
+    assert "onnxruntime" in capfd.readouterr().err  # what a probe's candidate used to print
+    with runner.quiet_failures(), pytest.raises(BackendError, match="inference"):
+        runner.infer(out_of_range)
+    assert "onnxruntime" not in capfd.readouterr().err
+    assert runner.infer({"input_ids": np.ones((1, 4), dtype=np.int64)})["logits"].shape == (1, 3)
+    assert "onnxruntime" not in capfd.readouterr().err  # quiet only inside the block: no error
+    runner.close()
+
+
 def test_dynamo_exporter_matches_torch(demo: Demo, tmp_path: Path) -> None:
     pytest.importorskip("onnxscript")
     from pytest_quantgate.backends.onnx_export import export_classifier

@@ -9,9 +9,10 @@ outputs, widens low-precision floats before anyone subtracts them, and times the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,7 @@ class Runner(ABC):
         self.infer_calls = 0
         self._specs: dict[str, TensorSpec] | None = None
         self._active = False
+        self._quiet_failures = False  # see quiet_failures
 
     # -- lifecycle -------------------------------------------------------------------------
     def activate(self) -> Runner:
@@ -114,6 +116,18 @@ class Runner(ABC):
         return self._describe_impl()
 
     # -- inference -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def quiet_failures(self) -> Iterator[Runner]:
+        """Runs whose failure the caller expects and handles: a probe trying candidate faults,
+        some of which cannot run (token ids fed as token types). A runtime that logs its own
+        failures (ONNX Runtime, in C++ to stderr) keeps quiet meanwhile, so no user reads an
+        error line that was part of a search. The failure still raises."""
+        before, self._quiet_failures = self._quiet_failures, True
+        try:
+            yield self
+        finally:
+            self._quiet_failures = before
+
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch. Returns outputs by name, float outputs widened to at least float32."""
         self._require_active()

@@ -84,7 +84,8 @@ class OnnxRunner(Runner):
 
     def _infer_impl(self, feed: dict[str, np.ndarray]) -> Mapping[str, Any]:
         try:
-            values = self._session.run(self._outputs, feed)
+            values = self._session.run(self._outputs, feed,
+                                       _quiet_run() if self._quiet_failures else None)
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             shapes = {k: tuple(v.shape) for k, v in feed.items()}
@@ -163,6 +164,21 @@ def graph_summary(model_file: Path) -> dict[str, Any]:
     opset = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
     return {"op_types": dict(sorted(ops.items())), "opset_import": opset,
             "producer": f"{proto.producer_name} {proto.producer_version}".strip()}
+
+
+_QUIET: list[Any] = []
+
+
+def _quiet_run() -> Any:
+    """Run options that log nothing, not even errors (severity 4, fatal only): for
+    Runner.quiet_failures. Made once, when first needed (onnxruntime is imported lazily)."""
+    if not _QUIET:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.log_severity_level = 4
+        _QUIET.append(options)
+    return _QUIET[0]
 
 
 def session_options(ort: Any) -> Any:

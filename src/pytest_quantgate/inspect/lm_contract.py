@@ -51,7 +51,8 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                     d, t = _agreement(ref, _logits(runner, feed), mask)
                     return (d, t) if t >= need and d <= close else None
 
-                swap = undone_swap(probe.feed, specs, undone)
+                with runner.quiet_failures():  # some candidates cannot run
+                    swap = undone_swap(probe.feed, specs, undone)
                 if swap is not None:
                     text, fixed_top1 = swap
                     causes.append(f"{text} (probe of {len(probe.rows)} windows, {positions} "
