@@ -127,8 +127,7 @@ def _explain(gate: CheckContext, backend: str, probe: Any, ref: np.ndarray, out:
                                                        if k in specs}, n))
         return (diff, top1) if top1 >= need and diff <= close else None
 
-    with runner.quiet_failures():  # some candidates cannot run
-        swap = undone_swap(probe.feed, specs, undone)
+    swap = undone_swap(runner, probe.feed, undone)
     if swap is not None:
         return swap
     found = _replayed_on_reference(gate, probe, out, need, close)

@@ -56,8 +56,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                 fixed = _mean_cosine(ref, vectors(feed))
                 return (-fixed, fixed) if fixed >= need else None
 
-            with runner.quiet_failures():  # some candidates cannot run
-                swap = undone_swap(probe.feed, specs, undone)
+            swap = undone_swap(runner, probe.feed, undone)
             if swap is not None:
                 text, fixed = swap
                 causes.append(f"{text} (probe of {n} corpus texts: mean cosine {cosine:.4f} as "

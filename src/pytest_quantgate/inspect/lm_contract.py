@@ -51,8 +51,7 @@ def check(gate: CheckContext, backend: str) -> CheckResult:
                     d, t = _agreement(ref, _logits(runner, feed), mask)
                     return (d, t) if t >= need and d <= close else None
 
-                with runner.quiet_failures():  # some candidates cannot run
-                    swap = undone_swap(probe.feed, specs, undone)
+                swap = undone_swap(runner, probe.feed, undone)
                 if swap is not None:
                     text, fixed_top1 = swap
                     causes.append(f"{text} (probe of {len(probe.rows)} windows, {positions} "

@@ -57,22 +57,24 @@ def swap_candidates(feed: Mapping[str, np.ndarray], declared: Mapping[str, objec
     return out
 
 
-def undone_swap(feed: Mapping[str, np.ndarray], declared: Mapping[str, object],
+def undone_swap(runner: Runner, feed: Mapping[str, np.ndarray],
                 measure: Callable[[dict[str, np.ndarray]], tuple[float, float] | None]
                 ) -> tuple[str, float] | None:
-    """The swap of two inputs that, undone on the backend, brings it back, and what it
+    """The swap of two of ``runner``'s inputs that, undone on it, brings it back, and what it
     measured then. ``measure(feed)`` runs the backend on the swapped-back feed and gives (rank,
     shown) when the backend is then within its own thresholds, None otherwise; the lowest rank
     wins. A candidate the backend cannot even run (token ids fed as token types: out of the
-    model's range) is not the fault."""
+    model's range) is not the fault, and its failure is expected: the runner keeps quiet about
+    it (Runner.quiet_failures), so no runtime error line reaches the user."""
     found: list[tuple[float, str, float]] = []
-    for text, undo in swap_candidates(feed, declared):
-        try:
-            got = measure(undo(dict(feed)))
-        except Exception:
-            continue
-        if got is not None:
-            found.append((got[0], text, got[1]))
+    with runner.quiet_failures():
+        for text, undo in swap_candidates(feed, runner.input_specs()):
+            try:
+                got = measure(undo(dict(feed)))
+            except Exception:
+                continue
+            if got is not None:
+                found.append((got[0], text, got[1]))
     if not found:
         return None
     _, text, shown = min(found)
