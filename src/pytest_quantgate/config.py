@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backends.onnx_precision import InferredPrecision, cached_precisions, user_file
+from .backends.onnx_precision import InferredPrecision, infer_undeclared
 from .backends.registry import BUILTIN, BackendDecl, all_kinds, declare
 from .compare.tolerances import Tolerance, validate_tolerances
 from .errors import ConfigError, problem
@@ -288,8 +288,8 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
                                       "a backend name or glob that matches a backend (e.g. "
                                       f"{known[0]!r}, \"*-int8-*\")" if known else "a backend name",
                                       "fix the pattern or remove the table"))
-    inferred = _infer_precisions(declared, names, table.get("backend", []), base_dir,
-                                 values["cache_dir"])
+    inferred = infer_undeclared(declared, names, table.get("backend", []), base_dir,
+                                values["cache_dir"])
     chosen = values["backends"] is not None  # an explicit list: declared extras are not gated
     unselected = tuple(n for n in declared if chosen and n not in backends
                        and n != values["reference"])
@@ -315,32 +315,6 @@ def load(table: Mapping[str, Any] | None, *, base_dir: Path, cli: Mapping[str, A
         pooling=values["pooling"], normalize=values["normalize"], queries=values["queries"],
         cache_max_age_days=values["cache_max_age_days"], inferred_precision=inferred,
     )
-
-
-def _infer_precisions(declared: dict[str, BackendDecl], names: list[str], entries: list[Any],
-                      base_dir: Path, cache_dir: Path) -> dict[str, InferredPrecision]:
-    """Set the precision of each gated user ONNX file that declares none from its graph, here
-    rather than when it is built, so that its thresholds (and the fixtures') follow it.
-
-    This runs on every pytest run of the project, --quantgate or not, so the results are cached
-    in cache_dir (onnx_precision.cached_precisions): an unchanged file is not parsed again and
-    onnx not imported. A file that does not exist is left at fp32 and unread: building it fails
-    with the path."""
-    explicit = {e["name"] for e in entries if "precision" in e}  # validated: tables with a name
-    paths: dict[str, Path] = {}
-    for name in dict.fromkeys(names):
-        decl = declared[name]
-        if decl.kind != "onnx" or name in explicit:
-            continue
-        path = user_file(decl.options.get("path"), base_dir)
-        if path.is_file():
-            paths[name] = path
-    found = cached_precisions(paths.values(), cache_dir)
-    out: dict[str, InferredPrecision] = {}
-    for name, path in paths.items():
-        out[name] = found[path]
-        declared[name] = replace(declared[name], precision=out[name].precision)
-    return out
 
 
 def _check(f: Field, value: Any, where: str, base: Path) -> Any:

@@ -23,9 +23,12 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .registry import BackendDecl
 
 # Ops that compute in integers. The standard ones, and ONNX Runtime's fused contrib
 # (com.microsoft) forms that its quantizer and graph optimiser write in their place.
@@ -126,6 +129,33 @@ def cached_precisions(paths: Iterable[Path], cache_dir: Path) -> dict[Path, Infe
             fresh[key] = {"stat": stat, **result.to_dict()}
     if fresh:
         _write_cache(cache, stamp, fresh)
+    return out
+
+
+def infer_undeclared(declared: dict[str, BackendDecl], names: list[str], entries: list[Any],
+                     base_dir: Path, cache_dir: Path) -> dict[str, InferredPrecision]:
+    """Set the precision of each gated user ONNX file that declares none from its graph, here
+    at configuration rather than when it is built, so that its thresholds (and the
+    fixtures') follow it; ``declared`` is updated in place.
+
+    This runs on every pytest run of the project, --quantgate or not, so the results are cached
+    in cache_dir (cached_precisions): an unchanged file is not parsed again and
+    onnx not imported. A file that does not exist is left at fp32 and unread: building it fails
+    with the path."""
+    explicit = {e["name"] for e in entries if "precision" in e}  # validated: tables with a name
+    paths: dict[str, Path] = {}
+    for name in dict.fromkeys(names):
+        decl = declared[name]
+        if decl.kind != "onnx" or name in explicit:
+            continue
+        path = user_file(decl.options.get("path"), base_dir)
+        if path.is_file():
+            paths[name] = path
+    found = cached_precisions(paths.values(), cache_dir)
+    out: dict[str, InferredPrecision] = {}
+    for name, path in paths.items():
+        out[name] = found[path]
+        declared[name] = replace(declared[name], precision=out[name].precision)
     return out
 
 
